@@ -1,0 +1,87 @@
+SHELL := /bin/bash
+# Build, run and test the proxy with nothing but a JDK (21 or newer) and make.
+#
+#   make        compile src/ into out/
+#   make run    run the proxy with conf/proxy.properties
+#   make demo   a built-in "Hello" backend on 127.0.0.1:5000 plus the proxy on :8080
+#   make test   fetch JUnit once (Maven), compile and run every test
+#   make bench  this proxy against nginx, side by side (needs nginx and wrk installed)
+
+# --- find a JDK >= 21: $JAVA_HOME, then javac on PATH, then the newest in /usr/lib/jvm ---
+define jdk_functions
+ver() { [ -x "$$1/bin/javac" ] && "$$1/bin/javac" -version 2>&1 | sed -nE 's/^javac ([0-9]+).*/\1/p'; }; \
+ok() { [ "$$(ver "$$1")" -ge 21 ] 2>/dev/null; }; \
+on_path=$$(dirname "$$(dirname "$$(readlink -f "$$(command -v javac)" 2>/dev/null)")")
+endef
+define find_jdk
+$(jdk_functions); \
+if [ -n "$$JAVA_HOME" ] && ok "$$JAVA_HOME"; then echo "$$JAVA_HOME"; \
+elif ok "$$on_path"; then echo "$$on_path"; \
+else best=; for h in /usr/lib/jvm/*; do \
+    if ok "$$h" && { [ -z "$$best" ] || [ "$$(ver "$$h")" -gt "$$(ver "$$best")" ]; }; then best=$$h; fi; \
+  done; echo "$$best"; fi
+endef
+JDK := $(shell $(find_jdk))
+JAVA  = $(JDK)/bin/java
+JAVAC = $(JDK)/bin/javac
+
+# The JVM options that `make run` uses, and that `make bench` measures:
+#   -XX:+UseSerialGC   one GC thread: on a small box the proxy's garbage is short-lived
+#                      request state; a concurrent collector would take a core from I/O.
+#   -Xms64m -Xmx512m   a small heap that starts small (RSS stays low for idle
+#                      connections) with room for bursts.
+#   -XX:TieredStopAtLevel is left alone: C2 matters for throughput.
+#   -Xshare / CDS: the class-data archive out/proxy.jsa, made on first run, cuts startup.
+JVM_OPTS ?= -XX:+UseSerialGC -Xms64m -Xmx512m -XX:+AutoCreateSharedArchive -XX:SharedArchiveFile=out/proxy.jsa -Xlog:cds=off -Xlog:cds+dynamic=off
+
+JUNIT_VERSION = 6.0.1
+JUNIT = lib/junit-platform-console-standalone-$(JUNIT_VERSION).jar
+
+SRC  = $(wildcard src/*.java)
+TEST = $(wildcard test/*.java)
+
+.PHONY: all jdk run demo test bench clean
+
+all: out/.built
+
+jdk:
+	@if [ -z "$(JDK)" ]; then $(jdk_functions); found=""; \
+	  for h in "$$JAVA_HOME" "$$on_path" /usr/lib/jvm/*; do [ -n "$$h" ] && [ -x "$$h/bin/javac" ] && found="$$found $$h (javac $$(ver "$$h"))"; done; \
+	  echo "make: needs a JDK 21 or newer (for virtual threads) and found none; looked at JAVA_HOME, javac on PATH, /usr/lib/jvm/*; found:$${found:- no javac at all}. Install one (apt-get install openjdk-21-jdk-headless) or set JAVA_HOME." >&2; exit 1; fi
+
+out/.built: $(SRC) | jdk
+	@mkdir -p out
+	$(JAVAC) --release 21 -Xlint:all,-serial -Werror -d out $(SRC)
+	@touch $@
+
+run: all
+	$(JAVA) $(JVM_OPTS) -cp out Proxy conf/proxy.properties
+
+demo: all
+	@echo "demo: Hello backend on 127.0.0.1:5000, proxy on :8080. Try: curl localhost:8080/  (Ctrl-C stops both)"
+	@$(JAVA) -cp out Hello 127.0.0.1:5000 & backend=$$!; trap 'kill $$backend 2>/dev/null' EXIT INT TERM; \
+	  $(JAVA) $(JVM_OPTS) -cp out Proxy conf/proxy.properties
+
+$(JUNIT):
+	@mkdir -p lib
+	mvn -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:$(JUNIT_VERSION) -DoutputDirectory=lib
+
+out-test/.built: $(TEST) out/.built $(JUNIT)
+	@mkdir -p out-test
+	$(JAVAC) --release 21 -Xlint:all,-serial -cp out:$(JUNIT) -d out-test $(TEST)
+	@touch $@
+
+# Runs every test, then prints one plain line "N passed, M failed" from the launcher's counts.
+test: out-test/.built
+	@set -o pipefail; $(JAVA) -jar $(JUNIT) execute --class-path out:out-test --scan-class-path \
+	  --disable-banner --disable-ansi-colors --details=tree --details-theme=ascii 2>&1 | tee out-test/report.txt; status=$$?; \
+	passed=$$(sed -nE 's/^\[ *([0-9]+) tests successful *\]$$/\1/p' out-test/report.txt); \
+	failed=$$(sed -nE 's/^\[ *([0-9]+) tests failed *\]$$/\1/p' out-test/report.txt); \
+	echo "$${passed:-0} passed, $${failed:-0} failed"; \
+	[ $$status -eq 0 ] && [ "$${passed:-0}" -gt 0 ]
+
+bench: all
+	JAVA="$(JAVA)" JVM_OPTS="$(JVM_OPTS)" bash test/bench/bench.sh
+
+clean:
+	rm -rf out out-test

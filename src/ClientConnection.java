@@ -1,0 +1,312 @@
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * One client connection, served start to end on its own virtual thread. This is the proxy's
+ * main loop, and it reads like the algorithm:
+ *
+ * <pre>
+ *   read the request head      (client_header_timeout, limits: 414 / 431)
+ *   decide its body framing    (RFC 9112 6.3; 400 / 501 / 413)
+ *   choose an upstream         (weighted round-robin, pooled connection or a new one)
+ *   rewrite and send the head, stream the body
+ *   read the response head     (read_timeout: 504; garbage: 502)
+ *   rewrite and send it, stream the body
+ *   decide keep-alive on both sides, and go round again
+ * </pre>
+ *
+ * Every failure is an {@link HttpError}, answered in one place ({@link #answer}): with its
+ * status if the response has not started, otherwise by closing the connection so that a
+ * truncated response can never look complete.
+ */
+final class ClientConnection {
+    /** Methods whose request may be sent again on a fresh connection (RFC 9110 9.2.2). */
+    private static final Set<String> IDEMPOTENT = Set.of("GET", "HEAD", "OPTIONS", "PUT", "DELETE");
+
+    private static final Wire.HeadLimits RESPONSE_LIMITS =
+            new Wire.HeadLimits(false, Config.MAX_RESPONSE_HEAD, 502, Config.MAX_RESPONSE_HEAD, 502);
+    private static final byte[] CONTINUE = "HTTP/1.1 100 Continue\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1);
+
+    private final Config config;
+    private final Upstreams upstreams;
+    private final Log log;
+    private final Wire client;
+    private final Wire.HeadLimits requestLimits;
+
+    // The exchange in progress, for the error handler and the access log.
+    private String requestLine;
+    private HttpParser.Request request;
+    private boolean requestBodyDone;
+    private boolean responseStarted;
+    private int status;
+    private long bodyBytesSent;
+
+    ClientConnection(Config config, Upstreams upstreams, Log log, Wire client) {
+        this.config = config;
+        this.upstreams = upstreams;
+        this.log = log;
+        this.client = client;
+        this.requestLimits = new Wire.HeadLimits(true, config.maxRequestLine(), 414, config.maxHeaderSize(), 431);
+    }
+
+    void serve() {
+        try {
+            client.readDeadline(config.clientHeaderTimeout());
+            boolean open = true;
+            while (open) {
+                requestLine = null;
+                request = null;
+                requestBodyDone = responseStarted = false;
+                status = 0;
+                bodyBytesSent = 0;
+                try {
+                    open = serveOne();
+                } catch (HttpError e) {
+                    open = answer(e);
+                }
+                if (requestLine != null) {
+                    log.access(client.remote, requestLine, status, bodyBytesSent,
+                            request == null ? null : request.headers().first("Referer"),
+                            request == null ? null : request.headers().first("User-Agent"));
+                }
+                if (open) open = awaitNextRequest();
+            }
+        } finally {
+            client.lingeringClose(Config.LINGERING_TIME);
+        }
+    }
+
+    /** Keep-alive: wait up to keepalive_timeout for the next request to begin. */
+    private boolean awaitNextRequest() {
+        client.shrink();
+        try {
+            if (!client.in.hasRemaining()) { // else the next request is already here (pipelining)
+                client.readDeadline(config.keepaliveTimeout());
+                if (!client.fill()) return false;
+            }
+            client.readDeadline(config.clientHeaderTimeout());
+            return true;
+        } catch (IOException e) {
+            return false; // idle too long, or the client went away: close quietly
+        }
+    }
+
+    /** Serves one request; returns whether the client connection stays open. */
+    private boolean serveOne() throws HttpError {
+        byte[] head;
+        try {
+            head = client.readHead(requestLimits);
+        } catch (IOException e) {
+            throw HttpError.abort("reading request head: " + e.getMessage());
+        }
+        if (head == null) return false; // closed between requests
+        requestLine = firstLine(head);
+        HttpParser.Request req = HttpParser.parseRequest(head);
+        request = req;
+        Body body = HttpParser.requestBody(req);
+        requestBodyDone = body instanceof Body.Empty;
+        long maxBody = config.clientMaxBodySize();
+        if (body instanceof Body.Length l && maxBody > 0 && l.bytes() > maxBody) {
+            throw HttpError.bad(413, "Content-Length over client_max_body_size"); // before reading any of it
+        }
+        expectContinue(req, body);
+        boolean keepAlive = req.http11() && !req.headers().hasToken("Connection", "close");
+        String upgrade = upgradeRequested(req);
+
+        List<Upstreams.Peer> tried = new ArrayList<>();
+        byte[] upstreamHead = null;
+        for (boolean retry = false; ; retry = true) {
+            Upstreams.Connection up = connect(tried);
+            if (upstreamHead == null) {
+                upstreamHead = Forwarding.requestHead(req, body, client.remote, config, up.peer().server,
+                        upgrade, config.upstreamKeepalive() == 0);
+            }
+            HttpParser.Response resp;
+            try {
+                sendRequest(up, body, upstreamHead);
+                resp = readResponseHead(up, req);
+            } catch (IOException e) {
+                up.wire().close();
+                if (e instanceof Wire.Timeout) {
+                    upstreams.failed(up.peer());
+                    throw new HttpError(504, "upstream timed out: " + e.getMessage(), false);
+                }
+                // A pooled connection may have been closed by the server just as we sent.
+                // If nothing was lost, the request can go again on a new connection.
+                if (up.reused() && !retry && body instanceof Body.Empty && IDEMPOTENT.contains(req.method())) {
+                    tried.remove(up.peer());
+                    continue;
+                }
+                throw new HttpError(502, "upstream failed: " + e.getMessage(), false);
+            }
+            return respond(req, up, resp, keepAlive, upgrade);
+        }
+    }
+
+    /** Connects to the next untried server; connect failures count against it and move on. */
+    private Upstreams.Connection connect(List<Upstreams.Peer> tried) throws HttpError {
+        HttpError last = null;
+        for (Upstreams.Peer peer; (peer = upstreams.choose(tried)) != null; ) {
+            tried.add(peer);
+            try {
+                return upstreams.connect(peer);
+            } catch (IOException e) {
+                upstreams.failed(peer);
+                boolean timeout = e instanceof Wire.Timeout;
+                last = new HttpError(timeout ? 504 : 502, "connect to " + peer.server.hostPort() + ": " + e.getMessage(), false);
+                log.error("upstream " + peer.server.hostPort() + ": " + e.getMessage());
+            }
+        }
+        throw last != null ? last : new HttpError(502, "no upstream server", false);
+    }
+
+    /** Sends the head and streams the request body: client_body_timeout between reads. */
+    private void sendRequest(Upstreams.Connection up, Body body, byte[] head) throws IOException, HttpError {
+        client.readTimeout(config.clientBodyTimeout());
+        try {
+            Relay.copy(client, body, up.wire(), body, ByteBuffer.wrap(head), config.clientMaxBodySize());
+        } catch (Relay.ReadFailed e) {
+            up.wire().close(); // never let the upstream see a truncated body as complete
+            throw HttpError.abort("reading request body: " + e.getMessage());
+        } catch (HttpError e) {
+            up.wire().close();
+            throw e;
+        } catch (Relay.WriteFailed e) {
+            up.wire().close();
+            if (!(body instanceof Body.Empty)) throw new HttpError(502, "sending request body: " + e.getMessage(), true);
+            throw e; // nothing of the client's is lost: the caller may retry
+        }
+        requestBodyDone = true;
+    }
+
+    /** Reads the final response head, passing interim (1xx) responses on to the client. */
+    private HttpParser.Response readResponseHead(Upstreams.Connection up, HttpParser.Request req)
+            throws IOException, HttpError {
+        while (true) {
+            byte[] head = up.wire().readHead(RESPONSE_LIMITS);
+            if (head == null) throw new EOFException("upstream closed the connection without a response");
+            HttpParser.Response resp = HttpParser.parseResponse(head);
+            if (resp.status() >= 200 || resp.status() == 101) return resp;
+            // RFC 9110 15.2: forward 1xx (103 Early Hints, ...), except to an HTTP/1.0 client.
+            if (req.http11()) writeToClient(Forwarding.interimHead(resp));
+        }
+    }
+
+    /** Sends the response on, streaming its body; returns whether the client connection stays open. */
+    private boolean respond(HttpParser.Request req, Upstreams.Connection up, HttpParser.Response resp,
+                            boolean keepAlive, String upgrade) throws HttpError {
+        status = resp.status();
+        if (resp.status() == 101) {
+            switchProtocols(up, resp, upgrade);
+            return false;
+        }
+        Body in;
+        try {
+            in = HttpParser.responseBody(resp, req.method());
+        } catch (HttpError e) {
+            up.wire().close();
+            throw e;
+        }
+        // The upstream connection may carry another request only if this exchange ends
+        // cleanly and the server didn't say it would close (RFC 9112 9.3).
+        boolean reusable = resp.http11() && !resp.headers().hasToken("Connection", "close")
+                && !(in instanceof Body.UntilClose);
+        // An HTTP/1.0 client can't read chunked: it gets the body raw, then the close.
+        Body out = in instanceof Body.Chunked || in instanceof Body.UntilClose
+                ? (req.http11() ? Body.CHUNKED : Body.UNTIL_CLOSE) : in;
+        if (out instanceof Body.UntilClose) keepAlive = false;
+        byte[] head = Forwarding.responseHead(resp, out, keepAlive, false);
+        responseStarted = true;
+        try {
+            bodyBytesSent = Relay.copy(up.wire(), in, client, out, ByteBuffer.wrap(head), 0);
+        } catch (IOException | HttpError e) {
+            up.wire().close();
+            throw HttpError.abort("relaying response body: " + e.getMessage());
+        }
+        upstreams.succeeded(up.peer());
+        // Bytes after the end of the response are not ours to forward, and make the
+        // connection unusable: whatever they are, they would be read as the next response.
+        if (reusable && !up.wire().in.hasRemaining()) upstreams.release(up);
+        else up.wire().close();
+        return keepAlive;
+    }
+
+    /** 101: check the upstream agreed to what was asked, then tunnel bytes both ways. */
+    private void switchProtocols(Upstreams.Connection up, HttpParser.Response resp, String upgrade) throws HttpError {
+        if (upgrade == null) {
+            up.wire().close();
+            throw new HttpError(502, "101 Switching Protocols without an upgrade request", true);
+        }
+        if (upgrade.equalsIgnoreCase("websocket") && !resp.headers().has("Sec-WebSocket-Accept")) {
+            up.wire().close(); // RFC 6455 4.1: the handshake is not complete without it
+            throw new HttpError(502, "WebSocket 101 without Sec-WebSocket-Accept", true);
+        }
+        responseStarted = true;
+        try {
+            writeToClient(Forwarding.responseHead(resp, Body.EMPTY, true, true));
+            Tunnel.run(client, up.wire(), config.readTimeout());
+            upstreams.succeeded(up.peer());
+        } finally {
+            up.wire().close();
+        }
+    }
+
+    /**
+     * Expect: 100-continue (RFC 9110 10.1.1): like nginx, the proxy answers it itself when
+     * it is ready for the body, and does not pass the expectation on. Any other expectation
+     * is 417.
+     */
+    private void expectContinue(HttpParser.Request req, Body body) throws HttpError {
+        String expect = req.headers().first("Expect");
+        if (expect == null) return;
+        req.headers().remove("Expect");
+        if (!req.http11()) return; // an HTTP/1.0 client can't mean it: ignore (10.1.1)
+        if (!expect.equalsIgnoreCase("100-continue")) throw new HttpError(417, "unsupported expectation", true);
+        if (!(body instanceof Body.Empty) && !client.in.hasRemaining()) writeToClient(CONTINUE);
+    }
+
+    /** The Upgrade to pass on, or null: only with "Connection: upgrade", only in HTTP/1.1. */
+    private static String upgradeRequested(HttpParser.Request req) {
+        String upgrade = req.headers().first("Upgrade");
+        if (upgrade == null || !req.http11() || !req.headers().hasToken("Connection", "upgrade")) return null;
+        if (upgrade.equalsIgnoreCase("h2c")) return null; // HTTP/2 over cleartext: served as HTTP/1.1 instead
+        return upgrade;
+    }
+
+    /**
+     * The one place failures are answered. Before the response has started, the client
+     * gets the status; afterwards it can only be closed. Answering before the request body
+     * was read also closes: the unread body would otherwise be taken for the next request.
+     */
+    private boolean answer(HttpError e) {
+        boolean close = e.close || !requestBodyDone || request == null;
+        if (e.status >= 500 || e.status == 0) log.error(client.remote + " \"" + requestLine + "\": " + e.getMessage());
+        if (e.status == 0 || responseStarted) return false;
+        status = e.status;
+        try {
+            client.write(Forwarding.errorResponse(e.status, close));
+        } catch (IOException ignored) {
+            return false;
+        }
+        return !close;
+    }
+
+    private void writeToClient(byte[] bytes) throws HttpError {
+        try {
+            client.write(bytes);
+        } catch (IOException e) {
+            throw HttpError.abort("writing to client: " + e.getMessage());
+        }
+    }
+
+    private static String firstLine(byte[] head) {
+        int n = 0;
+        while (head[n] != '\r') n++;
+        return new String(head, 0, n, StandardCharsets.ISO_8859_1);
+    }
+}

@@ -1,0 +1,212 @@
+import java.net.Inet6Address;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.time.ZoneOffset;
+import java.time.ZonedDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Rewrites heads on their way through the proxy, like nginx's proxy module: what the
+ * upstream sees of a request and what the client sees of a response.
+ *
+ * <p>The order matters. First the hop-by-hop fields go (RFC 9110 7.6.1): they describe the
+ * connection the message came in on, not the message. Only then are the configured fields
+ * applied (X-Real-IP, X-Forwarded-For, ...), so a client can neither remove them with
+ * {@code Connection: X-Real-IP} nor supply its own: each configured field replaces every
+ * field of that name the client sent. Last, the framing fields are generated from the
+ * {@link Body} the proxy will actually send.
+ */
+final class Forwarding {
+    /** Fields that belong to one connection, never forwarded (RFC 9110 7.6.1), plus the framing we regenerate. */
+    private static final List<String> HOP_BY_HOP = List.of(
+            "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+            "Content-Length");
+
+    /** What this proxy calls itself in Via (RFC 9110 7.6.3: received-by may be a pseudonym). */
+    private static final String VIA = "1.1 proxy";
+
+    private static final Pattern VARIABLE = Pattern.compile("\\$[a-z_]+");
+
+    private Forwarding() {}
+
+    /** Removes Connection, the fields it nominates, and the other hop-by-hop fields. */
+    static void removeHopByHop(Headers h) {
+        for (String nominated : h.tokens("Connection")) h.remove(nominated);
+        for (String name : HOP_BY_HOP) h.remove(name);
+    }
+
+    /**
+     * The head sent upstream for this request.
+     *
+     * @param upgrade the Upgrade value to pass on (a WebSocket handshake), or null
+     * @param close   whether to ask the upstream to close the connection after its response
+     */
+    static byte[] requestHead(HttpParser.Request req, Body body, InetSocketAddress peer, Config config,
+                              Config.Server server, String upgrade, boolean close) {
+        Headers h = req.headers();
+        removeHopByHop(h);
+        // RFC 9110 7.6.3: a gateway MUST send Via in each inbound request. It is added before
+        // the configured fields, so "header.Via =" in the config can still remove it.
+        List<String> via = h.all("Via");
+        h.set("Via", via.isEmpty() ? VIA : String.join(", ", via) + ", " + VIA);
+
+        Map<String, String> vars = Map.of(
+                "$remote_addr", ip(peer),
+                "$remote_port", Integer.toString(peer.getPort()),
+                "$scheme", "http",
+                "$host", req.host() == null ? "" : HttpParser.hostName(req.host()),
+                "$http_host", orEmpty(h.first("Host")),
+                "$proxy_add_x_forwarded_for", appendForwardedFor(h.all("X-Forwarded-For"), peer));
+        for (var field : config.headers().entrySet()) {
+            String value = expand(field.getValue(), vars);
+            h.remove(field.getKey());
+            if (!value.isEmpty()) h.add(field.getKey(), value);
+        }
+        // HTTP/1.1 requires Host (RFC 9112 3.2); an HTTP/1.0 client may not have sent one.
+        if (!h.has("Host")) h.add("Host", server.hostPort());
+
+        if (upgrade != null) {
+            h.add("Upgrade", upgrade);
+            h.add("Connection", "upgrade");
+        } else if (close) {
+            h.add("Connection", "close");
+        }
+        addFraming(h, body);
+
+        StringBuilder out = new StringBuilder(256);
+        out.append(req.method()).append(' ').append(req.target()).append(" HTTP/1.1\r\n");
+        h.appendTo(out);
+        return Headers.bytes(out.append("\r\n"));
+    }
+
+    /**
+     * The head sent to the client for this response.
+     *
+     * @param out        how the proxy will frame the body it sends
+     * @param keepAlive  whether the client connection stays open afterwards
+     */
+    static byte[] responseHead(HttpParser.Response resp, Body out, boolean keepAlive, boolean upgrade) {
+        Headers h = resp.headers();
+        // A HEAD or 304 response keeps its Content-Length: it describes the representation
+        // (RFC 9110 8.6), not this message, whose body is empty either way.
+        String representationLength = h.all("Content-Length").size() == 1 ? h.first("Content-Length") : null;
+        String upgradeTo = h.first("Upgrade");
+        removeHopByHop(h);
+        if (!h.has("Date")) h.add("Date", HttpDate.now()); // RFC 9110 6.6.1: a recipient with a clock adds it
+
+        if (upgrade) {
+            h.add("Upgrade", upgradeTo);
+            h.add("Connection", "upgrade");
+        } else {
+            if (out instanceof Body.Empty && representationLength != null && resp.status() != 204 && resp.status() >= 200) {
+                h.add("Content-Length", representationLength);
+            }
+            addFraming(h, out);
+            if (!keepAlive) h.add("Connection", "close");
+        }
+        StringBuilder sb = new StringBuilder(256);
+        sb.append("HTTP/1.1 ").append(resp.status()).append(' ').append(resp.reason()).append("\r\n");
+        h.appendTo(sb);
+        return Headers.bytes(sb.append("\r\n"));
+    }
+
+    /** An interim (1xx) response, forwarded as it came less its hop-by-hop fields (RFC 9110 15.2). */
+    static byte[] interimHead(HttpParser.Response resp) {
+        Headers h = resp.headers();
+        removeHopByHop(h);
+        StringBuilder sb = new StringBuilder(64);
+        sb.append("HTTP/1.1 ").append(resp.status()).append(' ').append(resp.reason()).append("\r\n");
+        h.appendTo(sb);
+        return Headers.bytes(sb.append("\r\n"));
+    }
+
+    /** A response the proxy makes itself: an error, with a short text body. */
+    static byte[] errorResponse(int status, boolean close) {
+        String body = status + " " + HttpError.reasonPhrase(status) + "\n";
+        return Headers.bytes(new StringBuilder(160)
+                .append("HTTP/1.1 ").append(status).append(' ').append(HttpError.reasonPhrase(status)).append("\r\n")
+                .append("Date: ").append(HttpDate.now()).append("\r\n")
+                .append("Content-Type: text/plain\r\n")
+                .append("Content-Length: ").append(body.length()).append("\r\n")
+                .append(close ? "Connection: close\r\n" : "")
+                .append("\r\n").append(body));
+    }
+
+    private static void addFraming(Headers h, Body body) {
+        switch (body) {
+            case Body.Length l -> h.add("Content-Length", Long.toString(l.bytes()));
+            case Body.Chunked c -> h.add("Transfer-Encoding", "chunked");
+            case Body.Empty e -> { }
+            case Body.UntilClose u -> { }
+        }
+    }
+
+    /** nginx's $proxy_add_x_forwarded_for: the fields that came in, joined, then the peer. */
+    private static String appendForwardedFor(List<String> incoming, InetSocketAddress peer) {
+        String addr = ip(peer);
+        return incoming.isEmpty() ? addr : String.join(", ", incoming) + ", " + addr;
+    }
+
+    /** Replaces each $variable in one pass, so a value can never be expanded again. */
+    private static String expand(String template, Map<String, String> vars) {
+        if (template.indexOf('$') < 0) return template;
+        Matcher m = VARIABLE.matcher(template);
+        return m.replaceAll(r -> Matcher.quoteReplacement(vars.get(r.group())));
+    }
+
+    /** An address as nginx prints $remote_addr: IPv6 in the short form of RFC 5952 ("::1"). */
+    static String ip(InetSocketAddress peer) {
+        InetAddress a = peer.getAddress();
+        if (!(a instanceof Inet6Address)) return a.getHostAddress();
+        byte[] b = a.getAddress();
+        int[] groups = new int[8];
+        for (int i = 0; i < 8; i++) groups[i] = (b[2 * i] & 0xff) << 8 | b[2 * i + 1] & 0xff;
+        int bestStart = -1, bestLength = 1; // only a run of two or more zero groups becomes "::"
+        for (int i = 0; i < 8; ) {
+            int j = i;
+            while (j < 8 && groups[j] == 0) j++;
+            if (j - i > bestLength) {
+                bestStart = i;
+                bestLength = j - i;
+            }
+            i = j == i ? i + 1 : j;
+        }
+        StringBuilder out = new StringBuilder();
+        for (int i = 0; i < 8; i++) {
+            if (i == bestStart) {
+                out.append("::");
+                i += bestLength - 1;
+            } else {
+                if (out.length() > 0 && out.charAt(out.length() - 1) != ':') out.append(':');
+                out.append(Integer.toHexString(groups[i]));
+            }
+        }
+        return out.toString();
+    }
+
+    private static String orEmpty(String s) {
+        return s == null ? "" : s;
+    }
+
+    /** The Date format of RFC 9110 5.6.7, made at most once a second. */
+    static final class HttpDate {
+        private static final DateTimeFormatter IMF_FIXDATE =
+                DateTimeFormatter.ofPattern("EEE, dd MMM yyyy HH:mm:ss 'GMT'", Locale.US);
+        private static volatile String cached = "";
+        private static volatile long cachedSecond;
+
+        static String now() {
+            long second = System.currentTimeMillis() / 1000;
+            if (second != cachedSecond) {
+                cached = IMF_FIXDATE.format(ZonedDateTime.now(ZoneOffset.UTC));
+                cachedSecond = second;
+            }
+            return cached;
+        }
+    }
+}

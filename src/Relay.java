@@ -1,0 +1,279 @@
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Streams one message body from one wire to another, as it arrives: a piece is read into a
+ * bounded buffer and written out before the next is read, so a body is never collected
+ * whole, and a slow or endless stream (server-sent events) reaches the receiver live.
+ *
+ * <p>The body is re-framed on the way: a chunked body is decoded strictly (RFC 9112 7.1)
+ * and each piece re-encoded as a chunk of our own, or written raw for an HTTP/1.0 client.
+ * Chunk extensions and trailers are checked and dropped.
+ *
+ * <p>The message head waits to go out with the first piece of the body when that piece is
+ * already in memory: one write instead of two. When the body has yet to arrive, the head
+ * goes out alone first, so the receiver never waits on it.
+ */
+final class Relay {
+    /** Reading the body failed (peer closed early, reset, or timed out). */
+    static final class ReadFailed extends IOException {
+        ReadFailed(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+
+    /** Writing the body failed: the receiver is gone or too slow. */
+    static final class WriteFailed extends IOException {
+        WriteFailed(IOException cause) {
+            super(cause.getMessage(), cause);
+        }
+    }
+
+    private Relay() {}
+
+    /**
+     * Copies the body framed as {@code in} from {@code from} to {@code to}, framed as
+     * {@code out}, writing {@code head} before it. Stops with 413 once more than
+     * {@code limit} bytes have come (0 = no limit). Returns the body bytes copied.
+     */
+    static long copy(Wire from, Body in, Wire to, Body out, ByteBuffer head, long limit)
+            throws IOException, HttpError {
+        Sink sink = new Sink(to, out instanceof Body.Chunked, head);
+        try (Source source = new Source(from, sink)) {
+            long copied = switch (in) {
+                case Body.Empty e -> 0;
+                case Body.Length length -> copyLength(source, length.bytes(), sink);
+                case Body.Chunked c -> copyChunked(source, sink, limit);
+                case Body.UntilClose u -> copyUntilClose(source, sink);
+            };
+            sink.finish();
+            return copied;
+        }
+    }
+
+    private static long copyLength(Source source, long length, Sink sink) throws IOException {
+        for (long left = length; left > 0; ) {
+            ByteBuffer piece = source.next(left);
+            if (!piece.hasRemaining()) throw new ReadFailed("connection closed " + left + " bytes before the end of the body", null);
+            left -= piece.remaining();
+            sink.write(piece);
+        }
+        return length;
+    }
+
+    private static long copyUntilClose(Source source, Sink sink) throws IOException {
+        long copied = 0;
+        for (ByteBuffer piece; (piece = source.next(Long.MAX_VALUE)).hasRemaining(); ) {
+            copied += piece.remaining();
+            sink.write(piece);
+        }
+        return copied;
+    }
+
+    /** chunked-body = *chunk last-chunk trailer-section CRLF (RFC 9112 7.1). */
+    private static long copyChunked(Source source, Sink sink, long limit) throws IOException, HttpError {
+        long copied = 0;
+        while (true) {
+            long size = chunkSize(source.line(Config.MAX_CHUNK_LINE));
+            if (size == 0) break;
+            copied += size;
+            if (limit > 0 && copied > limit) throw HttpError.bad(413, "chunked body over client_max_body_size");
+            for (long left = size; left > 0; ) {
+                ByteBuffer piece = source.next(left);
+                if (!piece.hasRemaining()) throw new ReadFailed("connection closed inside a chunk", null);
+                left -= piece.remaining();
+                sink.write(piece);
+            }
+            // The data must be followed by CRLF at once: "5\r\nhello!!\r\n" is an error.
+            if (!source.line(0).isEmpty()) throw HttpError.bad(400, "chunk data longer than its size");
+        }
+        // trailer-section: field lines up to an empty line. Checked, bounded, dropped:
+        // trailers are never merged into the head (RFC 9112 7.1.2).
+        int trailerBytes = 0;
+        for (String line; !(line = source.line(Config.MAX_CHUNK_LINE)).isEmpty(); ) {
+            trailerBytes += line.length() + 2;
+            if (trailerBytes > Config.MAX_TRAILER_SECTION) throw HttpError.bad(400, "trailer section too large");
+            HttpParser.checkTrailerLine(line, 400);
+        }
+        return copied;
+    }
+
+    /**
+     * chunk-size [ chunk-ext ], where chunk-size = 1*HEXDIG and
+     * chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-value ] ) (RFC 9112 7.1.1).
+     */
+    static long chunkSize(String line) throws HttpError {
+        int digits = 0;
+        while (digits < line.length() && Character.digit(line.charAt(digits), 16) >= 0) digits++;
+        if (digits == 0) throw HttpError.bad(400, "invalid chunk size");
+        if (digits > 15) throw HttpError.bad(400, "chunk size too large"); // no overflow past 2^60
+        long size = Long.parseLong(line, 0, digits, 16);
+        int i = digits;
+        while (i < line.length()) {
+            int start = i;
+            i = skipBws(line, i);
+            if (i == line.length() && i > start) throw HttpError.bad(400, "whitespace after chunk size");
+            if (i == line.length()) break;
+            if (line.charAt(i) != ';') throw HttpError.bad(400, "invalid chunk extension");
+            i = skipBws(line, i + 1);
+            int nameEnd = tokenEnd(line, i);
+            if (nameEnd == i) throw HttpError.bad(400, "empty chunk extension name");
+            i = skipBws(line, nameEnd);
+            if (i < line.length() && line.charAt(i) == '=') {
+                i = skipBws(line, i + 1);
+                int valueEnd = i < line.length() && line.charAt(i) == '"' ? quotedStringEnd(line, i) : tokenEnd(line, i);
+                if (valueEnd == i) throw HttpError.bad(400, "invalid chunk extension value");
+                i = valueEnd;
+            }
+        }
+        return size;
+    }
+
+    private static int skipBws(String s, int i) {
+        while (i < s.length() && (s.charAt(i) == ' ' || s.charAt(i) == '\t')) i++;
+        return i;
+    }
+
+    private static int tokenEnd(String s, int i) {
+        int end = i;
+        while (end < s.length() && HttpParser.isToken(s.substring(end, end + 1))) end++;
+        return end;
+    }
+
+    /** quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE (RFC 9110 5.6.4); returns its end or i. */
+    private static int quotedStringEnd(String s, int i) {
+        for (int j = i + 1; j < s.length(); j++) {
+            char c = s.charAt(j);
+            if (c == '"') return j + 1;
+            if (c == '\\') j++;
+            else if (c < 0x20 && c != '\t' || c == 0x7f) return i;
+        }
+        return i;
+    }
+
+    /** Where pieces come from: the wire's buffered bytes first, then its channel. */
+    private static final class Source implements AutoCloseable {
+        private final Wire from;
+        private final Sink sink;
+        private ByteBuffer buffer; // borrowed from the pool on the first channel read
+
+        Source(Wire from, Sink sink) {
+            this.from = from;
+            this.sink = sink;
+        }
+
+        /** The next piece of at most {@code max} bytes; an empty buffer at end of stream. */
+        ByteBuffer next(long max) throws IOException {
+            ByteBuffer in = from.in;
+            if (in.hasRemaining()) {
+                int n = (int) Math.min(max, in.remaining());
+                ByteBuffer piece = in.slice(in.position(), n);
+                in.position(in.position() + n);
+                return piece;
+            }
+            sink.flushHead(); // about to wait: let the receiver have the head now
+            if (buffer == null) buffer = take();
+            buffer.clear();
+            try {
+                from.read(buffer, max); // at end of stream nothing is read: the piece is empty
+            } catch (IOException e) {
+                throw new ReadFailed(e.getMessage(), e);
+            }
+            return buffer.flip();
+        }
+
+        /** One CRLF-terminated line (chunk-size line, CRLF after data, trailer field). */
+        String line(int limit) throws IOException, HttpError {
+            if (!from.in.hasRemaining()) sink.flushHead();
+            try {
+                return from.readLine(limit);
+            } catch (HttpError e) {
+                throw e;
+            } catch (IOException e) {
+                throw new ReadFailed(e.getMessage(), e);
+            }
+        }
+
+        @Override
+        public void close() {
+            give(buffer);
+        }
+    }
+
+    /** Writes pieces to the receiver, as chunks or raw, with the pending head in front. */
+    private static final class Sink {
+        private static final byte[] CRLF = {'\r', '\n'};
+        private static final byte[] LAST_CHUNK = "0\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1);
+
+        private final Wire to;
+        private final boolean chunked;
+        private ByteBuffer head;
+
+        Sink(Wire to, boolean chunked, ByteBuffer head) {
+            this.to = to;
+            this.chunked = chunked;
+            this.head = head;
+        }
+
+        void write(ByteBuffer data) throws IOException {
+            if (!chunked) {
+                send(data);
+            } else {
+                byte[] size = (Integer.toHexString(data.remaining()) + "\r\n").getBytes(StandardCharsets.ISO_8859_1);
+                send(ByteBuffer.wrap(size), data, ByteBuffer.wrap(CRLF));
+            }
+        }
+
+        void flushHead() throws IOException {
+            if (head != null) send();
+        }
+
+        void finish() throws IOException {
+            if (chunked) send(ByteBuffer.wrap(LAST_CHUNK));
+            else flushHead();
+        }
+
+        private void send(ByteBuffer... data) throws IOException {
+            ByteBuffer[] all = data;
+            if (head != null) {
+                all = new ByteBuffer[data.length + 1];
+                all[0] = head;
+                System.arraycopy(data, 0, all, 1, data.length);
+                head = null;
+            }
+            try {
+                to.write(all);
+            } catch (IOException e) {
+                throw new WriteFailed(e);
+            }
+        }
+    }
+
+    // ---- a small pool of transfer buffers --------------------------------------------
+    // Transfer buffers are large (fewer system calls per megabyte) and direct (the kernel
+    // copies straight into them), so they are lent out only while a body is in flight:
+    // an idle connection holds none.
+
+    static final int BUFFER_SIZE = 64 * 1024;
+    private static final int POOL_MAX = 256;
+    private static final ConcurrentLinkedQueue<ByteBuffer> POOL = new ConcurrentLinkedQueue<>();
+    private static final AtomicInteger POOLED = new AtomicInteger();
+
+    private static ByteBuffer take() {
+        ByteBuffer b = POOL.poll();
+        if (b == null) return ByteBuffer.allocateDirect(BUFFER_SIZE);
+        POOLED.decrementAndGet();
+        return b;
+    }
+
+    private static void give(ByteBuffer b) {
+        if (b != null && POOLED.incrementAndGet() <= POOL_MAX) {
+            POOL.offer(b.clear());
+        } else if (b != null) {
+            POOLED.decrementAndGet();
+        }
+    }
+}

@@ -1,0 +1,300 @@
+import java.io.Closeable;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+
+/**
+ * One TCP connection, to a client or to an upstream server: a blocking {@link SocketChannel}
+ * (on a virtual thread, blocking is cheap), a read buffer, and the deadlines that the
+ * {@link Watchdog} enforces.
+ *
+ * <p>The read buffer {@link #in} is kept in "read mode": the unread bytes are those between
+ * its position and its limit. It starts small (an idle keep-alive connection should hold
+ * little memory) and grows only while a large head is being read. Bodies don't pass
+ * through it once it is empty: {@link #read} then reads straight into the caller's buffer.
+ *
+ * <p>Message heads are read by {@link #readHead}, which enforces RFC 9112's line syntax as
+ * it scans (every line ends in CRLF; a bare CR or LF is an error, section 2.2) and the size
+ * limits, so that no parser ever sees an unbounded or ambiguous line.
+ */
+final class Wire implements Closeable {
+    /** Thrown when a read or write did not finish before its deadline. */
+    static final class Timeout extends IOException {
+        Timeout(String what) {
+            super(what + " timed out");
+        }
+    }
+
+    /** The limits for one kind of head, and the status to answer when one is exceeded. */
+    record HeadLimits(boolean request, int firstLine, int firstLineStatus, int total, int totalStatus) {
+        /** The status for a malformed head: the client's fault (400) or the upstream's (502). */
+        int badStatus() {
+            return request ? 400 : 502;
+        }
+    }
+
+    final SocketChannel channel;
+    final InetSocketAddress remote;
+    private final int initialBuffer;
+    ByteBuffer in;
+
+    private long readTimeoutNanos;   // each read must finish within this...
+    private long fixedReadDeadline;  // ...unless all reads must finish by this instant (0 = none)
+    private final long sendTimeoutNanos;
+    private volatile long readDeadline;  // 0 = no read in progress
+    private volatile long writeDeadline; // 0 = no write in progress
+    private volatile boolean expired;
+
+    Wire(SocketChannel channel, int initialBuffer, Duration readTimeout, Duration sendTimeout) throws IOException {
+        this.channel = channel;
+        this.remote = (InetSocketAddress) channel.getRemoteAddress();
+        this.initialBuffer = initialBuffer;
+        this.in = ByteBuffer.allocate(initialBuffer).flip();
+        this.readTimeoutNanos = readTimeout.toNanos();
+        this.sendTimeoutNanos = sendTimeout.toNanos();
+        Watchdog.watch(this);
+    }
+
+    // ---- deadlines -------------------------------------------------------------------
+
+    /** From now on, each read may wait at most this long (e.g. client_body_timeout). */
+    void readTimeout(Duration perRead) {
+        readTimeoutNanos = perRead.toNanos();
+        fixedReadDeadline = 0;
+    }
+
+    /** From now on, all reads together must be done within this time (e.g. client_header_timeout). */
+    void readDeadline(Duration total) {
+        fixedReadDeadline = nonZero(System.nanoTime() + total.toNanos());
+    }
+
+    boolean isOverdue(long now) {
+        long r = readDeadline, w = writeDeadline;
+        return r != 0 && now - r > 0 || w != 0 && now - w > 0;
+    }
+
+    /** Called by the watchdog: closing the channel wakes the blocked thread. */
+    void expire() {
+        expired = true;
+        closeQuietly();
+    }
+
+    private static long nonZero(long t) {
+        return t == 0 ? 1 : t;
+    }
+
+    // ---- reading ---------------------------------------------------------------------
+
+    /** Reads more bytes into {@link #in}, growing it if it is full. False at end of stream. */
+    boolean fill() throws IOException {
+        in.compact();
+        if (!in.hasRemaining()) {
+            ByteBuffer bigger = ByteBuffer.allocate(in.capacity() * 2);
+            bigger.put(in.flip());
+            in = bigger;
+        }
+        try {
+            return channelRead(in) >= 0;
+        } finally {
+            in.flip();
+        }
+    }
+
+    /** The one place that reads from the channel: arms the read deadline around the call. */
+    private int channelRead(ByteBuffer dst) throws IOException {
+        readDeadline = fixedReadDeadline != 0 ? fixedReadDeadline : nonZero(System.nanoTime() + readTimeoutNanos);
+        try {
+            return channel.read(dst);
+        } catch (IOException e) {
+            throw expired ? new Timeout("read from " + remote) : e;
+        } finally {
+            readDeadline = 0;
+        }
+    }
+
+    /**
+     * Reads up to {@code max} bytes into dst: buffered bytes first, else from the channel.
+     * Returns -1 at end of stream.
+     */
+    int read(ByteBuffer dst, long max) throws IOException {
+        int n = (int) Math.min(max, dst.remaining());
+        if (in.hasRemaining()) {
+            n = Math.min(n, in.remaining());
+            ByteBuffer slice = in.slice(in.position(), n);
+            dst.put(slice);
+            in.position(in.position() + n);
+            return n;
+        }
+        int limit = dst.limit();
+        dst.limit(dst.position() + n);
+        try {
+            return channelRead(dst);
+        } finally {
+            dst.limit(limit);
+        }
+    }
+
+    /**
+     * Reads one message head: the start line and the field lines, up to and including the
+     * empty line that ends it (RFC 9112 section 2.1). Returns null if the peer closed the
+     * connection cleanly before sending a byte.
+     */
+    byte[] readHead(HeadLimits limits) throws IOException, HttpError {
+        int scanned = 0;      // bytes after in.position() already checked
+        int lineStart = 0;    // where the current line starts, relative to in.position()
+        boolean firstLine = true;
+        while (true) {
+            for (; scanned < in.remaining(); scanned++) {
+                if (scanned >= limits.total()) {
+                    throw HttpError.bad(limits.totalStatus(), "head too large");
+                }
+                byte b = in.get(in.position() + scanned);
+                boolean afterCR = scanned > lineStart && in.get(in.position() + scanned - 1) == '\r';
+                if (b == '\n') {
+                    if (!afterCR) throw HttpError.bad(limits.badStatus(), "bare LF in message head");
+                    int length = scanned - 1 - lineStart;
+                    if (length == 0 && firstLine && limits.request) {
+                        // RFC 9112 2.2: ignore empty lines received before the request-line.
+                        in.position(in.position() + scanned + 1);
+                        scanned = -1;
+                        continue;
+                    }
+                    if (length == 0) {
+                        if (firstLine) throw HttpError.bad(limits.badStatus(), "empty start line");
+                        byte[] head = new byte[scanned + 1];
+                        in.get(head);
+                        return head;
+                    }
+                    firstLine = false;
+                    lineStart = scanned + 1;
+                } else if (afterCR) {
+                    throw HttpError.bad(limits.badStatus(), "bare CR in message head");
+                } else if (firstLine && limits.request && b != ' ' && b != '\r' && (b < 0x21 || b > 0x7e)) {
+                    // A request-line is printable ASCII (RFC 9112 3): fail fast on binary input
+                    // such as a TLS ClientHello instead of waiting for a line end.
+                    throw HttpError.bad(400, "invalid byte in request line");
+                }
+                if (firstLine && scanned - lineStart >= limits.firstLine() + 2) {
+                    throw HttpError.bad(limits.firstLineStatus(), "start line too long");
+                }
+            }
+            boolean nothingYet = scanned == 0;
+            if (!fill()) {
+                if (nothingYet) return null;
+                throw HttpError.bad(limits.badStatus(), "connection closed inside the message head");
+            }
+        }
+    }
+
+    /** Reads one CRLF-terminated line of at most {@code limit} bytes, without the CRLF. */
+    String readLine(int limit) throws IOException, HttpError {
+        int scanned = 0;
+        while (true) {
+            for (; scanned < in.remaining(); scanned++) {
+                byte b = in.get(in.position() + scanned);
+                boolean afterCR = scanned > 0 && in.get(in.position() + scanned - 1) == '\r';
+                if (b == '\n') {
+                    if (!afterCR) throw HttpError.bad(400, "bare LF");
+                    String line = new String(in.array(), in.arrayOffset() + in.position(), scanned - 1,
+                            StandardCharsets.ISO_8859_1);
+                    in.position(in.position() + scanned + 1);
+                    return line;
+                }
+                if (afterCR) throw HttpError.bad(400, "bare CR");
+                if (scanned > limit) throw HttpError.bad(400, "line too long"); // the CR may follow `limit` bytes
+            }
+            if (!fill()) throw new java.io.EOFException("connection closed inside a line");
+        }
+    }
+
+    /** Once idle and empty, give a grown buffer back so idle connections stay small. */
+    void shrink() {
+        if (in.capacity() > initialBuffer && in.remaining() <= initialBuffer) {
+            ByteBuffer small = ByteBuffer.allocate(initialBuffer);
+            small.put(in).flip();
+            in = small;
+        }
+    }
+
+    /**
+     * For an idle pooled connection: true if the peer has closed it or sent bytes nobody
+     * asked for. Either way it must not carry another request. Reads without blocking.
+     */
+    boolean isStale() {
+        if (in.hasRemaining()) return true;
+        try {
+            channel.configureBlocking(false);
+            in.compact();
+            try {
+                return channel.read(in) != 0; // -1: closed by the peer; more: unasked-for bytes
+            } finally {
+                in.flip();
+                channel.configureBlocking(true);
+            }
+        } catch (IOException e) {
+            return true;
+        }
+    }
+
+    // ---- writing ---------------------------------------------------------------------
+
+    /** Writes all of the buffers; each write may wait at most send_timeout. */
+    void write(ByteBuffer... buffers) throws IOException {
+        try {
+            long left = 0;
+            for (ByteBuffer b : buffers) left += b.remaining();
+            while (left > 0) {
+                writeDeadline = nonZero(System.nanoTime() + sendTimeoutNanos);
+                left -= channel.write(buffers);
+            }
+        } catch (IOException e) {
+            throw expired ? new Timeout("write to " + remote) : e;
+        } finally {
+            writeDeadline = 0;
+        }
+    }
+
+    void write(byte[] bytes) throws IOException {
+        write(ByteBuffer.wrap(bytes));
+    }
+
+    /**
+     * Closes gracefully: FIN first (shutdownOutput), then read and discard what the peer
+     * still sends for up to {@code linger}, then close. See {@link Config#LINGERING_TIME}.
+     */
+    void lingeringClose(Duration linger) {
+        try {
+            if (channel.isOpen() && !expired) {
+                channel.shutdownOutput();
+                readDeadline(linger);
+                ByteBuffer discard = ByteBuffer.allocate(1024);
+                for (int total = 0; total < 64 * 1024 && channelRead(discard.clear()) >= 0; ) total += discard.position();
+            }
+        } catch (IOException ignored) {
+            // the peer reset or the linger time ran out: close anyway
+        } finally {
+            close();
+        }
+    }
+
+    boolean isOpen() {
+        return channel.isOpen() && !expired;
+    }
+
+    void closeQuietly() {
+        try {
+            channel.close();
+        } catch (IOException ignored) {
+            // closing: nothing left to do
+        }
+    }
+
+    @Override
+    public void close() {
+        Watchdog.forget(this);
+        closeQuietly();
+    }
+}

@@ -1,0 +1,342 @@
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.Arrays;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * End to end: a real backend on port 0, the proxy in front, exact bytes on a raw socket;
+ * each test asserts what the backend received and what the client got.
+ */
+@Timeout(30)
+class ProxyTest {
+
+    @Test
+    void forwardsAGetAndSetsTheForwardingHeaders() throws Exception {
+        try (var backend = new TestSupport.Backend(); var proxy = TestSupport.proxy(backend.port())) {
+            var resp = TestSupport.exchange(TestSupport.port(proxy),
+                    "GET /path?q=%00%0d%0a HTTP/1.1\r\nHost: example.com:8080\r\nUser-Agent: t\r\n\r\n");
+            assertEquals(200, resp.status());
+            assertEquals("Hello", resp.bodyText());
+            assertTrue(resp.header("Date") != null, "a Date is added when the upstream sent none");
+
+            var got = backend.next();
+            assertEquals("GET /path?q=%00%0d%0a HTTP/1.1", got.requestLine(), "the target is forwarded byte for byte");
+            assertEquals("example.com:8080", got.header("Host"));
+            assertEquals("127.0.0.1", got.header("X-Real-IP"));
+            assertEquals("127.0.0.1", got.header("X-Forwarded-For"));
+            assertEquals("http", got.header("X-Forwarded-Proto"));
+            assertEquals("1.1 proxy", got.header("Via"));
+            assertEquals("t", got.header("User-Agent"));
+            assertNull(got.header("Content-Length"));
+            assertNull(got.header("Transfer-Encoding"));
+        }
+    }
+
+    @Test
+    void clientCanNeitherForgeNorStripTheForwardingHeaders() throws Exception {
+        try (var backend = new TestSupport.Backend(); var proxy = TestSupport.proxy(backend.port())) {
+            TestSupport.exchange(TestSupport.port(proxy), "GET / HTTP/1.1\r\nHost: a\r\n"
+                    + "x-real-ip: 6.6.6.6\r\nX-Real-IP: 7.7.7.7\r\nX_Real_IP: 8.8.8.8\r\n"
+                    + "X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2, 3.3.3.3\r\n"
+                    + "Connection: X-Foo, X-Bar, X-Real-IP\r\nX-Foo: a\r\nX-Bar: b\r\nKeep-Alive: 5\r\n"
+                    + "Proxy-Connection: keep-alive\r\nTE: trailers\r\nTrailer: X\r\nUpgrade: h2c\r\n\r\n");
+            var got = backend.next();
+            assertEquals(java.util.List.of("127.0.0.1"), got.all("X-Real-IP"));
+            assertEquals(java.util.List.of("1.1.1.1, 2.2.2.2, 3.3.3.3, 127.0.0.1"), got.all("X-Forwarded-For"));
+            for (String gone : new String[] {"X-Foo", "X-Bar", "Keep-Alive", "Proxy-Connection", "TE", "Trailer",
+                    "Upgrade", "X_Real_IP"}) {
+                assertNull(got.header(gone), gone + " must not reach the upstream");
+            }
+        }
+    }
+
+    @Test
+    void configuredHeadersAreSetAndEmptyOnesRemoved() throws Exception {
+        try (var backend = new TestSupport.Backend();
+             var proxy = TestSupport.proxy(backend.port(), "header.X-Forwarded-Proto", "",
+                     "header.X-Who", "$remote_addr:$remote_port via $host", "header.Via", "")) {
+            TestSupport.exchange(TestSupport.port(proxy), "GET / HTTP/1.1\r\nHost: WWW.Example.com:81\r\n"
+                    + "X-Forwarded-Proto: https\r\n\r\n");
+            var got = backend.next();
+            assertNull(got.header("X-Forwarded-Proto"));
+            assertNull(got.header("Via"));
+            assertTrue(got.header("X-Who").matches("127\\.0\\.0\\.1:\\d+ via www\\.example\\.com"), got.header("X-Who"));
+        }
+    }
+
+    @Test
+    void http10ClientWithoutHostGetsAHostUpstreamAndIsClosedAfterTheResponse() throws Exception {
+        try (var backend = new TestSupport.Backend(raw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + "5\r\nHello\r\n0\r\n\r\n")); var proxy = TestSupport.proxy(backend.port());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            client.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+            var resp = client.read();
+            assertEquals("Hello", resp.bodyText());
+            assertFalse(resp.chunked(), "an HTTP/1.0 client never gets chunked");
+            assertEquals("close", resp.header("Connection"));
+            assertTrue(client.closedByPeer());
+            assertEquals("127.0.0.1:" + backend.port(), backend.next().header("Host"));
+        }
+    }
+
+    @Test
+    void streamsRequestBodiesWithTheirFramingRegenerated() throws Exception {
+        try (var backend = new TestSupport.Backend(); var proxy = TestSupport.proxy(backend.port());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            client.send("POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world");
+            assertEquals(200, client.read().status());
+            var first = backend.next();
+            assertEquals("11", first.header("Content-Length"));
+            assertEquals("hello world", TestSupport.text(first.body()));
+
+            client.send("POST /b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n"
+                    + "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: dropped\r\n\r\n");
+            assertEquals(200, client.read().status());
+            var second = backend.next();
+            assertEquals("chunked", second.header("Transfer-Encoding"));
+            assertEquals("hello world", TestSupport.text(second.body()));
+            assertFalse(TestSupport.text(second.rawBody()).contains("ext"), "chunk extensions are not forwarded");
+            assertFalse(TestSupport.text(second.rawBody()).contains("X-Trailer"), "trailers are dropped");
+            assertFalse(second.head().contains("X-Trailer"), "trailers are never merged into the head");
+            assertEquals(1, backend.connections.get(), "one upstream connection served both requests");
+        }
+    }
+
+    @Test
+    void keepsBothSidesAliveAndAnswersPipelinedRequestsInOrder() throws Exception {
+        TestSupport.Handler echoPath = (r, out, s) -> {
+            String path = r.requestLine().split(" ")[1];
+            out.write(TestSupport.bytes("HTTP/1.1 200 OK\r\nContent-Length: " + path.length() + "\r\n\r\n" + path));
+            return true;
+        };
+        try (var backend = new TestSupport.Backend(echoPath); var proxy = TestSupport.proxy(backend.port());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            client.send("GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n");
+            assertEquals("/1", client.read().bodyText());
+            assertEquals("/2", client.read().bodyText());
+            assertEquals("/3", client.read().bodyText());
+            client.send("GET /4 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /5 HTTP/1.1\r\nHost: a\r\n\r\n");
+            var last = client.read();
+            assertEquals("/4", last.bodyText());
+            assertEquals("close", last.header("Connection"));
+            assertTrue(client.closedByPeer(), "after Connection: close the second request is not processed");
+            assertEquals(1, backend.connections.get());
+            for (int i = 1; i <= 4; i++) backend.next();
+            assertNull(backend.received.poll(200, TimeUnit.MILLISECONDS), "/5 never reaches the upstream");
+        }
+    }
+
+    @Test
+    void reChunksResponsesAndDeliversEachPieceLive() throws Exception {
+        CountDownLatch clientGotFirst = new CountDownLatch(1);
+        TestSupport.Handler stream = (r, out, s) -> {
+            out.write(TestSupport.bytes("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: 1\n\n"));
+            out.flush();
+            // Until-close body: the next event only comes once the client has the first.
+            if (!clientGotFirst.await(10, TimeUnit.SECONDS)) throw new AssertionError("first event never arrived");
+            out.write(TestSupport.bytes("data: 2\n\n"));
+            return false;
+        };
+        try (var backend = new TestSupport.Backend(stream); var proxy = TestSupport.proxy(backend.port());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            client.send("GET /events HTTP/1.1\r\nHost: a\r\n\r\n");
+            String head = TestSupport.readHead(client.in);
+            assertTrue(head.contains("Transfer-Encoding: chunked"), head);
+            assertEquals("9", TestSupport.readLine(client.in));
+            assertEquals("data: 1\n\n", TestSupport.text(client.in.readNBytes(9)));
+            clientGotFirst.countDown();
+            assertEquals("", TestSupport.readLine(client.in));
+            assertEquals("9", TestSupport.readLine(client.in));
+            assertEquals("data: 2\n\n", TestSupport.text(client.in.readNBytes(9)));
+            assertEquals("", TestSupport.readLine(client.in));
+            assertEquals("0", TestSupport.readLine(client.in));
+        }
+    }
+
+    @Test
+    void streamsALargeBodyBothWaysWithoutChangingAByte() throws Exception {
+        byte[] big = new byte[5 << 20];
+        new java.util.Random(1).nextBytes(big);
+        TestSupport.Handler echo = (r, out, s) -> {
+            out.write(TestSupport.bytes("HTTP/1.1 200 OK\r\nContent-Length: " + r.body().length + "\r\n\r\n"));
+            out.write(r.body());
+            return true;
+        };
+        try (var backend = new TestSupport.Backend(echo); var proxy = TestSupport.proxy(backend.port(),
+                "client_max_body_size", "0"); var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            Thread writer = Thread.ofVirtual().start(() -> {
+                try {
+                    client.send("PUT /big HTTP/1.1\r\nHost: a\r\nContent-Length: " + big.length + "\r\n\r\n");
+                    client.out.write(big);
+                } catch (Exception e) {
+                    throw new RuntimeException(e);
+                }
+            });
+            var resp = client.read();
+            writer.join();
+            assertTrue(Arrays.equals(big, resp.body()), "the body arrives intact");
+        }
+    }
+
+    @Test
+    void headAnd304And204ResponsesCarryNoBody() throws Exception {
+        TestSupport.Handler h = (r, out, s) -> {
+            String path = r.requestLine().split(" ")[1];
+            String resp = switch (path) {
+                case "/304" -> "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n";
+                case "/204" -> "HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n";
+                default -> "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
+                        + (r.requestLine().startsWith("HEAD") ? "" : "0123456789");
+            };
+            out.write(TestSupport.bytes(resp));
+            return true;
+        };
+        try (var backend = new TestSupport.Backend(h); var proxy = TestSupport.proxy(backend.port());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            client.send("HEAD / HTTP/1.1\r\nHost: a\r\n\r\n");
+            var head = client.read(true);
+            assertEquals("10", head.header("Content-Length"), "HEAD keeps the representation's length");
+            client.send("GET /304 HTTP/1.1\r\nHost: a\r\n\r\n");
+            assertEquals(304, client.read().status());
+            client.send("GET /204 HTTP/1.1\r\nHost: a\r\n\r\n");
+            var noContent = client.read();
+            assertEquals(204, noContent.status());
+            assertNull(noContent.header("Content-Length"));
+            client.send("GET /ok HTTP/1.1\r\nHost: a\r\n\r\nGET /ok HTTP/1.1\r\nHost: a\r\n\r\n");
+            // If any bodiless response had leaked bytes, this would be out of step.
+            assertEquals(200, client.read().status());
+        }
+    }
+
+    @Test
+    void aPooledConnectionTheUpstreamClosedIsNotA502() throws Exception {
+        // Keeps the connection "alive" per HTTP, but closes it right after each response.
+        TestSupport.Handler closeAfter = (r, out, s) -> {
+            out.write(TestSupport.bytes("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+            return false;
+        };
+        try (var backend = new TestSupport.Backend(closeAfter); var proxy = TestSupport.proxy(backend.port())) {
+            int port = TestSupport.port(proxy);
+            for (int i = 0; i < 5; i++) {
+                assertEquals(200, TestSupport.exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n").status());
+                assertEquals(200, TestSupport.exchange(port, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx").status());
+            }
+        }
+    }
+
+    @Test
+    void refusedUpstreamIs502AndTheClientConnectionStaysUsable() throws Exception {
+        try (var proxy = TestSupport.proxy(TestSupport.closedPort());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            client.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+            var resp = client.read();
+            assertEquals(502, resp.status());
+            assertEquals("502 Bad Gateway\n", resp.bodyText());
+            client.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+            assertEquals(502, client.read().status());
+        }
+    }
+
+    @Test
+    void failsOverToTheNextServerAndTakesADeadOneOut() throws Exception {
+        try (var backend = new TestSupport.Backend(); var proxy = TestSupport.proxy(0,
+                "upstream", "127.0.0.1:" + TestSupport.closedPort() + ", 127.0.0.1:" + backend.port() + " weight=2")) {
+            for (int i = 0; i < 6; i++) {
+                assertEquals(200, TestSupport.exchange(TestSupport.port(proxy), "GET / HTTP/1.1\r\nHost: a\r\n\r\n").status());
+            }
+        }
+    }
+
+    @Test
+    void forwardsInterimResponsesThenTheFinalOne() throws Exception {
+        try (var backend = new TestSupport.Backend(raw("HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"
+                + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+             var proxy = TestSupport.proxy(backend.port());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            client.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+            var early = client.read();
+            assertEquals(103, early.status());
+            assertEquals("</s.css>", early.header("Link"));
+            var last = client.read();
+            assertEquals(200, last.status());
+            assertEquals("ok", last.bodyText());
+        }
+    }
+
+    @Test
+    void expect100ContinueIsAnsweredByTheProxyAndOtherExpectationsAre417() throws Exception {
+        try (var backend = new TestSupport.Backend(); var proxy = TestSupport.proxy(backend.port());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            client.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
+            assertEquals(100, client.read().status());
+            client.send("abcGET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+            assertEquals(200, client.read().status());
+            assertEquals(200, client.read().status());
+            var got = backend.next();
+            assertNull(got.header("Expect"));
+            assertEquals("abc", TestSupport.text(got.body()));
+            assertEquals("GET /next HTTP/1.1", backend.next().requestLine());
+        }
+        try (var backend = new TestSupport.Backend(); var proxy = TestSupport.proxy(backend.port())) {
+            var resp = TestSupport.exchange(TestSupport.port(proxy),
+                    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: foo\r\n\r\nabc");
+            assertEquals(417, resp.status());
+        }
+    }
+
+    @Test
+    void webSocketUpgradeTunnelsBytesBothWays() throws Exception {
+        TestSupport.Handler ws = (r, out, s) -> {
+            out.write(TestSupport.bytes("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    + "Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n"));
+            out.flush();
+            var in = s.getInputStream();
+            byte[] ping = in.readNBytes(4);
+            out.write(TestSupport.bytes("pong:" + TestSupport.text(ping)));
+            out.flush();
+            s.shutdownOutput();
+            in.readAllBytes();
+            return false;
+        };
+        try (var backend = new TestSupport.Backend(ws); var proxy = TestSupport.proxy(backend.port());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            client.send("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
+                    + "Sec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n\r\nping");
+            var head = TestSupport.readHead(client.in);
+            assertTrue(head.startsWith("HTTP/1.1 101"), head);
+            assertTrue(head.contains("Upgrade: websocket"), head);
+            assertEquals("pong:ping", TestSupport.text(client.in.readNBytes(9)));
+            assertEquals(-1, client.in.read(), "the upstream's half-close reaches the client");
+            var got = backend.next();
+            assertEquals("websocket", got.header("Upgrade"));
+            assertEquals("upgrade", got.header("Connection"));
+        }
+    }
+
+    @Test
+    void accessLogUsesNginxCombinedFormat() throws Exception {
+        var log = java.nio.file.Files.createTempFile("access", ".log");
+        try (var backend = new TestSupport.Backend(); var proxy = TestSupport.proxy(backend.port(), "access_log", log.toString())) {
+            TestSupport.exchange(TestSupport.port(proxy), "GET /x?y HTTP/1.1\r\nHost: a\r\nReferer: http://r/\r\n"
+                    + "User-Agent: ua \"q\"\r\n\r\n");
+            String line = "";
+            // The line is written just after the response: wait for it, within a bound.
+            for (long end = System.nanoTime() + 5_000_000_000L; line.isEmpty() && System.nanoTime() < end; Thread.onSpinWait()) {
+                line = java.nio.file.Files.readString(log);
+            }
+            assertTrue(line.matches("127\\.0\\.0\\.1 - - \\[\\d\\d/\\w{3}/\\d{4}:\\d\\d:\\d\\d:\\d\\d [+-]\\d{4}] "
+                    + "\"GET /x\\?y HTTP/1\\.1\" 200 5 \"http://r/\" \"ua \\\\x22q\\\\x22\"\n"), line);
+        }
+    }
+
+    static TestSupport.Handler raw(String response) {
+        return TestSupport.raw(response);
+    }
+}

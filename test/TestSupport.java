@@ -1,0 +1,385 @@
+import java.io.ByteArrayOutputStream;
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.SocketTimeoutException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * What the tests share: a real backend that records the raw bytes it receives, a raw-socket
+ * client, a proxy started in-process on port 0, and the parser driven from literal bytes.
+ * Everything waits on events with a bound ({@link #WAIT}); nothing sleeps to synchronise.
+ */
+final class TestSupport {
+    static final Duration WAIT = Duration.ofSeconds(10);
+
+    private TestSupport() {}
+
+    static byte[] bytes(String s) {
+        return s.getBytes(StandardCharsets.ISO_8859_1);
+    }
+
+    static String text(byte[] b) {
+        return new String(b, StandardCharsets.ISO_8859_1);
+    }
+
+    // ---- the proxy ------------------------------------------------------------------
+
+    /** Starts a proxy on 127.0.0.1:0 in front of 127.0.0.1:upstreamPort; extra key/value pairs override. */
+    static Proxy proxy(int upstreamPort, String... keyValues) throws Exception {
+        Map<String, String> c = new LinkedHashMap<>();
+        c.put("listen", "127.0.0.1:0");
+        c.put("upstream", "127.0.0.1:" + upstreamPort);
+        c.put("access_log", "off");
+        c.put("error_log", Files.createTempFile("proxy-error", ".log").toString());
+        for (int i = 0; i < keyValues.length; i += 2) c.put(keyValues[i], keyValues[i + 1]);
+        return Proxy.start(Config.from(c, "test"));
+    }
+
+    static int port(Proxy p) {
+        return p.boundAddresses().get(0).getPort();
+    }
+
+    /** A port that nothing listens on (bound, then closed): connecting to it is refused. */
+    static int closedPort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
+    // ---- the parser on its own --------------------------------------------------------
+
+    /**
+     * Reads one request head from literal bytes through a real {@link Wire} (so the line
+     * and size rules apply) and decides its framing. Returns 0 if accepted, else the status.
+     */
+    static int requestStatus(String raw) throws IOException {
+        return requestStatus(raw, 8192, 16384);
+    }
+
+    static int requestStatus(String raw, int maxLine, int maxHead) throws IOException {
+        try {
+            parseRequest(raw, maxLine, maxHead);
+            return 0;
+        } catch (HttpError e) {
+            return e.status;
+        }
+    }
+
+    record Parsed(HttpParser.Request request, Body body) {}
+
+    static Parsed parseRequest(String raw, int maxLine, int maxHead) throws IOException, HttpError {
+        try (Pair pair = new Pair(raw)) {
+            byte[] head = pair.wire.readHead(new Wire.HeadLimits(true, maxLine, 414, maxHead, 431));
+            if (head == null) throw HttpError.bad(400, "empty");
+            HttpParser.Request r = HttpParser.parseRequest(head);
+            return new Parsed(r, HttpParser.requestBody(r));
+        }
+    }
+
+    /** Parses a response head from literal bytes; returns its framing, or throws HttpError (502). */
+    static Body responseBody(String raw, String method) throws IOException, HttpError {
+        try (Pair pair = new Pair(raw)) {
+            byte[] head = pair.wire.readHead(new Wire.HeadLimits(false, 65536, 502, 65536, 502));
+            if (head == null) throw HttpError.bad(502, "empty");
+            return HttpParser.responseBody(HttpParser.parseResponse(head), method);
+        }
+    }
+
+    /** A connected pair of loopback channels; the far end has sent {@code raw} and closed. */
+    static final class Pair implements AutoCloseable {
+        final SocketChannel near;
+        final Wire wire;
+
+        Pair(String raw) throws IOException {
+            try (ServerSocketChannel server = ServerSocketChannel.open()) {
+                server.bind(new InetSocketAddress("127.0.0.1", 0));
+                try (SocketChannel far = SocketChannel.open(server.getLocalAddress())) {
+                    near = server.accept();
+                    far.write(ByteBuffer.wrap(bytes(raw)));
+                    far.shutdownOutput();
+                }
+            }
+            wire = new Wire(near, 64, Duration.ofSeconds(5), Duration.ofSeconds(5));
+        }
+
+        @Override
+        public void close() {
+            wire.close();
+        }
+    }
+
+    // ---- a backend that records ---------------------------------------------------------
+
+    /** One request as the backend received it: the raw head and body bytes, decoded body. */
+    record Received(String head, byte[] rawBody, byte[] body, int connection) {
+        String requestLine() {
+            return head.substring(0, head.indexOf("\r\n"));
+        }
+
+        List<String> all(String name) {
+            List<String> out = new ArrayList<>();
+            for (String line : head.split("\r\n")) {
+                int colon = line.indexOf(':');
+                if (colon > 0 && line.substring(0, colon).equalsIgnoreCase(name)) out.add(line.substring(colon + 1).strip());
+            }
+            return out;
+        }
+
+        String header(String name) {
+            List<String> all = all(name);
+            return all.isEmpty() ? null : all.get(0);
+        }
+    }
+
+    interface Handler {
+        /** Answers one request; return false to close the connection afterwards. */
+        boolean handle(Received request, OutputStream out, Socket socket) throws Exception;
+    }
+
+    static final Handler HELLO = (r, out, s) -> {
+        out.write(bytes("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nHello"));
+        return true;
+    };
+
+    /** Answers with these raw bytes, then closes. */
+    static Handler raw(String response) {
+        return (r, out, s) -> {
+            out.write(bytes(response));
+            return false;
+        };
+    }
+
+    /**
+     * A real HTTP backend on 127.0.0.1:0 that understands Content-Length and chunked
+     * request bodies, records every request, and answers with its handler.
+     */
+    static final class Backend implements AutoCloseable {
+        final ServerSocket server;
+        final BlockingQueue<Received> received = new LinkedBlockingQueue<>();
+        final AtomicInteger connections = new AtomicInteger();
+        final List<Socket> sockets = new CopyOnWriteArrayList<>();
+        volatile Handler handler;
+
+        Backend() throws IOException {
+            this(HELLO);
+        }
+
+        Backend(Handler handler) throws IOException {
+            this.handler = handler;
+            server = new ServerSocket(0, 1000, java.net.InetAddress.getLoopbackAddress());
+            Thread.ofVirtual().start(this::acceptLoop);
+        }
+
+        int port() {
+            return server.getLocalPort();
+        }
+
+        /** The next request received, waiting at most WAIT. */
+        Received next() throws InterruptedException {
+            Received r = received.poll(WAIT.toMillis(), TimeUnit.MILLISECONDS);
+            if (r == null) throw new AssertionError("the backend received no request");
+            return r;
+        }
+
+        private void acceptLoop() {
+            while (!server.isClosed()) {
+                try {
+                    Socket s = server.accept();
+                    sockets.add(s);
+                    int id = connections.incrementAndGet();
+                    Thread.ofVirtual().start(() -> serve(s, id));
+                } catch (IOException e) {
+                    return;
+                }
+            }
+        }
+
+        private void serve(Socket s, int id) {
+            try (s) {
+                InputStream in = s.getInputStream();
+                OutputStream out = s.getOutputStream();
+                while (true) {
+                    String head = readHead(in);
+                    if (head == null) return;
+                    ByteArrayOutputStream raw = new ByteArrayOutputStream();
+                    byte[] body = readBody(head, in, raw);
+                    Received r = new Received(head, raw.toByteArray(), body, id);
+                    received.add(r);
+                    boolean again = handler.handle(r, out, s);
+                    out.flush();
+                    if (!again) return;
+                }
+            } catch (Exception e) {
+                // the proxy closed or reset the connection: the test decides what that means
+            }
+        }
+
+        @Override
+        public void close() throws IOException {
+            server.close();
+            for (Socket s : sockets) s.close();
+        }
+    }
+
+    /** Reads bytes up to and including CRLFCRLF; null at a clean end of stream. */
+    static String readHead(InputStream in) throws IOException {
+        ByteArrayOutputStream head = new ByteArrayOutputStream();
+        int matched = 0;
+        while (matched < 4) {
+            int b = in.read();
+            if (b < 0) {
+                if (head.size() == 0) return null;
+                throw new EOFException("end of stream inside a head: " + head);
+            }
+            head.write(b);
+            matched = b == "\r\n\r\n".charAt(matched) ? matched + 1 : (b == '\r' ? 1 : 0);
+        }
+        return head.toString(StandardCharsets.ISO_8859_1);
+    }
+
+    /** Reads a request body framed by Content-Length or chunked, as the proxy sends it. */
+    static byte[] readBody(String head, InputStream in, ByteArrayOutputStream raw) throws IOException {
+        Received r = new Received(head, null, null, 0);
+        String te = r.header("Transfer-Encoding");
+        String cl = r.header("Content-Length");
+        if (te != null) return readChunked(in, raw);
+        if (cl != null) {
+            byte[] body = in.readNBytes(Integer.parseInt(cl));
+            raw.write(body);
+            return body;
+        }
+        return new byte[0];
+    }
+
+    static byte[] readChunked(InputStream in, ByteArrayOutputStream raw) throws IOException {
+        ByteArrayOutputStream body = new ByteArrayOutputStream();
+        while (true) {
+            String line = readLine(in);
+            raw.write(bytes(line + "\r\n"));
+            int size = Integer.parseInt(line.split(";")[0].strip(), 16);
+            if (size == 0) {
+                for (String t; !(t = readLine(in)).isEmpty(); ) raw.write(bytes(t + "\r\n"));
+                raw.write(bytes("\r\n"));
+                return body.toByteArray();
+            }
+            byte[] data = in.readNBytes(size);
+            body.write(data);
+            raw.write(data);
+            raw.write(bytes(readLine(in) + "\r\n"));
+        }
+    }
+
+    static String readLine(InputStream in) throws IOException {
+        StringBuilder sb = new StringBuilder();
+        for (int b; (b = in.read()) != '\n'; ) {
+            if (b < 0) throw new EOFException("end of stream inside a line");
+            sb.append((char) b);
+        }
+        if (sb.isEmpty() || sb.charAt(sb.length() - 1) != '\r') throw new IOException("line without CRLF: " + sb);
+        return sb.substring(0, sb.length() - 1);
+    }
+
+    // ---- a raw client -----------------------------------------------------------------
+
+    /** A response as the client received it. */
+    record Response(int status, String head, Map<String, List<String>> headers, byte[] body, boolean chunked) {
+        String header(String name) {
+            List<String> v = headers.get(name.toLowerCase(Locale.ROOT));
+            return v == null ? null : v.get(0);
+        }
+
+        String bodyText() {
+            return text(body);
+        }
+    }
+
+    /** A client on a raw socket: sends exact bytes, reads responses, notices the close. */
+    static final class Client implements AutoCloseable {
+        final Socket socket;
+        final InputStream in;
+        final OutputStream out;
+
+        Client(int port) throws IOException {
+            socket = new Socket("127.0.0.1", port);
+            socket.setSoTimeout((int) WAIT.toMillis());
+            in = socket.getInputStream();
+            out = socket.getOutputStream();
+        }
+
+        Client send(String raw) throws IOException {
+            out.write(bytes(raw));
+            out.flush();
+            return this;
+        }
+
+        Response read() throws IOException {
+            return read(false);
+        }
+
+        /** Reads one response; for a HEAD request pass headOnly (no body follows). */
+        Response read(boolean headOnly) throws IOException {
+            String head = readHead(in);
+            if (head == null) throw new EOFException("connection closed, no response");
+            int status = Integer.parseInt(head.substring(9, 12));
+            Map<String, List<String>> headers = new LinkedHashMap<>();
+            for (String line : head.split("\r\n")) {
+                int colon = line.indexOf(':');
+                if (colon > 0 && !line.startsWith("HTTP/")) {
+                    headers.computeIfAbsent(line.substring(0, colon).toLowerCase(Locale.ROOT), k -> new ArrayList<>())
+                            .add(line.substring(colon + 1).strip());
+                }
+            }
+            List<String> te = headers.get("transfer-encoding");
+            List<String> cl = headers.get("content-length");
+            byte[] body;
+            boolean chunked = te != null;
+            if (headOnly || status < 200 || status == 204 || status == 304) body = new byte[0];
+            else if (chunked) body = readChunked(in, new ByteArrayOutputStream());
+            else if (cl != null) body = in.readNBytes(Integer.parseInt(cl.get(0)));
+            else body = in.readAllBytes();
+            return new Response(status, head, headers, body, chunked);
+        }
+
+        /** True if the proxy closed the connection (FIN) with nothing more to read. */
+        boolean closedByPeer() throws IOException {
+            try {
+                return in.read() < 0;
+            } catch (SocketTimeoutException e) {
+                return false;
+            }
+        }
+
+        @Override
+        public void close() throws IOException {
+            socket.close();
+        }
+    }
+
+    /** Sends one request on a new connection and reads one response. */
+    static Response exchange(int port, String raw) throws IOException {
+        try (Client c = new Client(port)) {
+            return c.send(raw).read(raw.startsWith("HEAD "));
+        }
+    }
+}
