@@ -265,7 +265,7 @@ final class TestSupport {
         String cl = r.header("Content-Length");
         if (te != null) return readChunked(in, raw);
         if (cl != null) {
-            byte[] body = in.readNBytes(Integer.parseInt(cl));
+            byte[] body = readExactly(in, Integer.parseInt(cl));
             raw.write(body);
             return body;
         }
@@ -283,11 +283,18 @@ final class TestSupport {
                 raw.write(bytes("\r\n"));
                 return body.toByteArray();
             }
-            byte[] data = in.readNBytes(size);
+            byte[] data = readExactly(in, size);
             body.write(data);
             raw.write(data);
             raw.write(bytes(readLine(in) + "\r\n"));
         }
+    }
+
+    /** Exactly n bytes, or EOFException: a short body is a failure, never a request. */
+    static byte[] readExactly(InputStream in, int n) throws IOException {
+        byte[] b = in.readNBytes(n);
+        if (b.length < n) throw new EOFException("body ended after " + b.length + " of " + n + " bytes");
+        return b;
     }
 
     static String readLine(InputStream in) throws IOException {
@@ -367,6 +374,20 @@ final class TestSupport {
                 return in.read() < 0;
             } catch (SocketTimeoutException e) {
                 return false;
+            }
+        }
+
+        /** True if the proxy closed the connection, in order or by reset; reads what is left. */
+        boolean closedByPeerOrReset() {
+            try {
+                while (in.read(new byte[4096]) >= 0) {
+                    // discard what the proxy still sent before closing
+                }
+                return true;
+            } catch (SocketTimeoutException e) {
+                return false;
+            } catch (IOException e) {
+                return true; // reset
             }
         }
 

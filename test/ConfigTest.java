@@ -1,0 +1,119 @@
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** The configuration file: defaults, units, and a bad file that never half-starts the proxy. */
+@Timeout(30)
+class ConfigTest {
+
+    @Test
+    void shippedFileIsTheTutorialSetupAndDocumentsEveryKey() throws Exception {
+        Config shipped = Config.load(Path.of("conf/proxy.properties"));
+        Config defaults = Config.from(Map.of(), "defaults");
+        assertEquals(defaults.upstream(), shipped.upstream());
+        assertEquals(Duration.ofSeconds(90), shipped.readTimeout());
+        assertEquals(Duration.ofSeconds(65), shipped.keepaliveTimeout());
+        assertEquals(1 << 20, shipped.clientMaxBodySize());
+        assertEquals(Map.of("Host", "$http_host", "X-Real-IP", "$remote_addr",
+                "X-Forwarded-For", "$proxy_add_x_forwarded_for", "X-Forwarded-Proto", "$scheme"), shipped.headers());
+        String text = Files.readString(Path.of("conf/proxy.properties"));
+        for (String key : Config.DEFAULTS.keySet()) {
+            if (!key.startsWith("header.")) assertTrue(text.contains("\n" + key + " = "), key + " is documented");
+        }
+    }
+
+    @ParameterizedTest(name = "{0} = {1} -> {2}")
+    @CsvSource(delimiter = '|', value = {
+            "read_timeout | 500ms | PT0.5S",
+            "read_timeout | 90 | PT1M30S",
+            "read_timeout | 2m | PT2M",
+            "read_timeout | 1h | PT1H",
+    })
+    void durationsTakeUnits(String key, String value, String expected) throws Exception {
+        assertEquals(Duration.parse(expected), Config.from(Map.of(key, value), "t").readTimeout());
+    }
+
+    @ParameterizedTest(name = "client_max_body_size = {0} -> {1}")
+    @CsvSource({"0, 0", "512, 512", "8k, 8192", "1m, 1048576", "2G, 2147483648"})
+    void sizesTakeUnits(String value, long expected) throws Exception {
+        assertEquals(expected, Config.from(Map.of("client_max_body_size", value), "t").clientMaxBodySize());
+    }
+
+    @ParameterizedTest(name = "{0} = ''{1}''")
+    @CsvSource(delimiter = '|', value = {
+            "read_timeout | 5 s",
+            "read_timeout | -1",
+            "read_timeout | 0",
+            "read_timeout | 1d",
+            "client_max_body_size | 1.5m",
+            "client_max_body_size | 1t",
+            "max_header_size | 10",
+            "max_connections | 0",
+            "upstream_keepalive | lots",
+            "listen | 8080",
+            "listen | 127.0.0.1:99999",
+            "listen | ::1:80",
+            "upstream | 127.0.0.1:5000 weight=0",
+            "upstream | 127.0.0.1:5000 wait=2",
+            "upstream | ' '",
+            "header.X-A | $remote_adr",
+            "header.Bad Name | x",
+            "error_log | off",
+    })
+    void badValuesAreRejectedNamingTheKey(String key, String value) {
+        var e = assertThrows(Config.Invalid.class, () -> Config.from(Map.of(key, value), "my.properties"));
+        assertTrue(e.getMessage().startsWith("my.properties: key '" + key + "'"), e.getMessage());
+    }
+
+    @Test
+    void unknownKeySuggestsTheClosestKnownOne() {
+        var e = assertThrows(Config.Invalid.class, () -> Config.from(Map.of("read_timout", "5s"), "my.properties"));
+        assertEquals("my.properties: unknown key 'read_timout' (did you mean 'read_timeout'?)", e.getMessage());
+        var far = assertThrows(Config.Invalid.class, () -> Config.from(Map.of("colour", "blue"), "f"));
+        assertEquals("f: unknown key 'colour'", far.getMessage());
+    }
+
+    @Test
+    void aBadFileStopsTheProgramAtOnceWithOneMessage() throws Exception {
+        Path bad = Files.createTempFile("bad", ".properties");
+        Files.writeString(bad, "listen = 127.0.0.1:0\nkeepalive_timeot = 5s\n");
+        var run = run(bad);
+        assertNotEquals(0, run.exit());
+        assertEquals("proxy: " + bad + ": unknown key 'keepalive_timeot' (did you mean 'keepalive_timeout'?)\n", run.output());
+    }
+
+    @Test
+    void aPortInUseStopsTheProgramAtOnce() throws Exception {
+        try (ServerSocket taken = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            Path conf = Files.createTempFile("busy", ".properties");
+            Files.writeString(conf, "listen = 127.0.0.1:" + taken.getLocalPort() + "\n");
+            var run = run(conf);
+            assertNotEquals(0, run.exit());
+            assertTrue(run.output().startsWith("proxy: key 'listen': cannot listen on 127.0.0.1:" + taken.getLocalPort()
+                    + ": address already in use"), run.output());
+        }
+    }
+
+    record Run(int exit, String output) {}
+
+    static Run run(Path conf) throws Exception {
+        Process p = new ProcessBuilder(TutorialTest.java(), "-cp", "out", "Proxy", conf.toString())
+                .redirectErrorStream(true).start();
+        assertTrue(p.waitFor(20, TimeUnit.SECONDS), "the program stopped by itself");
+        return new Run(p.exitValue(), new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8));
+    }
+}
