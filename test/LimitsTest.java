@@ -1,0 +1,82 @@
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** Limits: sizes answered with their status, and max_connections holding under a crowd. */
+@Timeout(30)
+class LimitsTest {
+
+    @Test
+    void oversizedPartsGetTheirStatus() throws Exception {
+        try (var backend = new TestSupport.Backend(); var proxy = TestSupport.proxy(backend.port(),
+                "max_request_line", "100", "max_header_size", "1k", "client_max_body_size", "10")) {
+            int port = TestSupport.port(proxy);
+            assertEquals(414, TestSupport.exchange(port, "GET /" + "a".repeat(100) + " HTTP/1.1\r\nHost: a\r\n\r\n").status());
+            assertEquals(431, TestSupport.exchange(port, "GET / HTTP/1.1\r\nHost: a\r\nX: " + "b".repeat(1000) + "\r\n\r\n").status());
+            StringBuilder many = new StringBuilder("GET / HTTP/1.1\r\nHost: a\r\n");
+            for (int i = 0; i < 101; i++) many.append("X").append(i).append(": 1\r\n");
+            assertEquals(431, TestSupport.exchange(port, many + "\r\n").status(), "more than 100 fields");
+            // With Content-Length, 413 comes before the body is read...
+            assertEquals(413, TestSupport.exchange(port, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n").status());
+            // ...with chunked, at the crossing.
+            assertEquals(413, TestSupport.exchange(port, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + "8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n").status());
+            assertEquals(200, TestSupport.exchange(port, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789").status());
+            assertEquals("0123456789", TestSupport.text(backend.next().body()));
+            assertNull(backend.received.poll(200, TimeUnit.MILLISECONDS), "no oversized request was completed upstream");
+        }
+    }
+
+    @Test
+    void aRequestLineOf8000OctetsIsSupportedByDefault() throws Exception {
+        try (var backend = new TestSupport.Backend(); var proxy = TestSupport.proxy(backend.port())) {
+            String target = "/" + "x".repeat(7990);
+            assertEquals(200, TestSupport.exchange(TestSupport.port(proxy), "GET " + target + " HTTP/1.1\r\nHost: a\r\n\r\n").status());
+            assertEquals("GET " + target + " HTTP/1.1", backend.next().requestLine());
+        }
+    }
+
+    @Test
+    void maxConnectionsHoldsWithTenTimesMoreClientsTrying() throws Exception {
+        int max = 10;
+        try (var backend = new TestSupport.Backend(); var proxy = TestSupport.proxy(backend.port(),
+                "max_connections", Integer.toString(max))) {
+            int port = TestSupport.port(proxy);
+            List<TestSupport.Client> admitted = new ArrayList<>();
+            try {
+                for (int i = 0; i < max; i++) {
+                    var c = new TestSupport.Client(port);
+                    admitted.add(c);
+                    c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+                    assertEquals(200, c.read().status()); // served, and now held open idle
+                }
+                long start = System.nanoTime();
+                for (int i = 0; i < 10 * max; i++) {
+                    try (var extra = new TestSupport.Client(port)) {
+                        extra.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+                        var resp = extra.read();
+                        assertEquals(503, resp.status(), "an extra client is refused");
+                    } catch (IOException refusedOrReset) {
+                        // also a quick refusal
+                    }
+                }
+                long took = (System.nanoTime() - start) / 1_000_000;
+                assertTrue(took < 5000, "100 refusals took " + took + " ms");
+                for (var c : admitted) {
+                    c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+                    assertEquals(200, c.read().status(), "admitted clients keep working");
+                }
+            } finally {
+                for (var c : admitted) c.close();
+            }
+            assertEquals(2 * max, backend.received.size(), "only admitted clients reached the upstream");
+        }
+    }
+}
