@@ -288,8 +288,9 @@ final class ClientConnection {
         if (e.status >= 500 || e.status == 0) log.error(client.remote + " \"" + requestLine + "\": " + e.getMessage());
         if (e.status == 0 || responseStarted) return false;
         status = e.status;
+        boolean head = request != null && request.method().equals("HEAD");
         try {
-            client.write(Forwarding.errorResponse(e.status, close));
+            client.write(Forwarding.errorResponse(e.status, close, head));
         } catch (IOException ignored) {
             return false;
         }

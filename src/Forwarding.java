@@ -125,8 +125,8 @@ final class Forwarding {
         return Headers.bytes(sb.append("\r\n"));
     }
 
-    /** A response the proxy makes itself: an error, with a short text body. */
-    static byte[] errorResponse(int status, boolean close) {
+    /** A response the proxy makes itself: an error, with a short text body (none for HEAD). */
+    static byte[] errorResponse(int status, boolean close, boolean head) {
         String body = status + " " + HttpError.reasonPhrase(status) + "\n";
         return Headers.bytes(new StringBuilder(160)
                 .append("HTTP/1.1 ").append(status).append(' ').append(HttpError.reasonPhrase(status)).append("\r\n")
@@ -134,7 +134,7 @@ final class Forwarding {
                 .append("Content-Type: text/plain\r\n")
                 .append("Content-Length: ").append(body.length()).append("\r\n")
                 .append(close ? "Connection: close\r\n" : "")
-                .append("\r\n").append(body));
+                .append("\r\n").append(head ? "" : body));
     }
 
     private static void addFraming(Headers h, Body body) {

@@ -28,9 +28,9 @@ final class Upstreams {
     static final class Peer {
         final Config.Server server;
         private int score;
-        private int fails;
+        private volatile int fails;
         private long windowStart;  // nanoTime of the first failure counted in fails
-        private long downUntil;    // nanoTime until which the server is out; 0 = up
+        private volatile long downUntil; // nanoTime until which the server is out; 0 = up
         private final Deque<Wire> idle = new ArrayDeque<>();
 
         Peer(Config.Server server) {
@@ -126,9 +126,12 @@ final class Upstreams {
     }
 
     /** A successful exchange brings a server back at once. */
-    synchronized void succeeded(Peer p) {
-        p.fails = 0;
-        p.downUntil = 0;
+    void succeeded(Peer p) {
+        if (p.fails == 0 && p.downUntil == 0) return; // the common case, without taking the lock
+        synchronized (this) {
+            p.fails = 0;
+            p.downUntil = 0;
+        }
     }
 
     /** Closes every idle connection (at shutdown). */
