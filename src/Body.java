@@ -23,6 +23,11 @@ sealed interface Body {
     Body UNTIL_CLOSE = new UntilClose();
 
     static Body ofLength(long bytes) {
-        return bytes == 0 ? EMPTY : new Length(bytes);
+        return new Length(bytes);
+    }
+
+    /** True if no body bytes follow: Empty, or "Content-Length: 0" (which is still sent on). */
+    default boolean isEmpty() {
+        return this instanceof Empty || this instanceof Length l && l.bytes() == 0;
     }
 }

@@ -109,7 +109,7 @@ final class ClientConnection {
         HttpParser.Request req = HttpParser.parseRequest(head);
         request = req;
         Body body = HttpParser.requestBody(req);
-        requestBodyDone = body instanceof Body.Empty;
+        requestBodyDone = body.isEmpty();
         long maxBody = config.clientMaxBodySize();
         if (body instanceof Body.Length l && maxBody > 0 && l.bytes() > maxBody) {
             throw HttpError.bad(413, "Content-Length over client_max_body_size"); // before reading any of it
@@ -138,7 +138,7 @@ final class ClientConnection {
                 }
                 // A pooled connection may have been closed by the server just as we sent.
                 // If nothing was lost, the request can go again on a new connection.
-                if (up.reused() && !retry && body instanceof Body.Empty && IDEMPOTENT.contains(req.method())) {
+                if (up.reused() && !retry && body.isEmpty() && IDEMPOTENT.contains(req.method())) {
                     tried.remove(up.peer());
                     continue;
                 }
@@ -178,7 +178,7 @@ final class ClientConnection {
             throw e;
         } catch (Relay.WriteFailed e) {
             up.wire().close();
-            if (!(body instanceof Body.Empty)) throw new HttpError(502, "sending request body: " + e.getMessage(), true);
+            if (!body.isEmpty()) throw new HttpError(502, "sending request body: " + e.getMessage(), true);
             throw e; // nothing of the client's is lost: the caller may retry
         }
         requestBodyDone = true;
@@ -267,7 +267,7 @@ final class ClientConnection {
         req.headers().remove("Expect");
         if (!req.http11()) return; // an HTTP/1.0 client can't mean it: ignore (10.1.1)
         if (!expect.equalsIgnoreCase("100-continue")) throw new HttpError(417, "unsupported expectation", true);
-        if (!(body instanceof Body.Empty) && !client.in.hasRemaining()) writeToClient(CONTINUE);
+        if (!body.isEmpty() && !client.in.hasRemaining()) writeToClient(CONTINUE);
     }
 
     /** The Upgrade to pass on, or null: only with "Connection: upgrade", only in HTTP/1.1. */

@@ -60,7 +60,9 @@ final class Forwarding {
                 "$remote_port", Integer.toString(peer.getPort()),
                 "$scheme", "http",
                 "$host", req.host() == null ? "" : HttpParser.hostName(req.host()),
-                "$http_host", orEmpty(h.first("Host")),
+                // The Host we validated, even if the client named it in Connection (which
+                // would otherwise let it pick the virtual host the upstream sees).
+                "$http_host", orEmpty(req.host()),
                 "$proxy_add_x_forwarded_for", appendForwardedFor(h.all("X-Forwarded-For"), peer));
         for (var field : config.headers().entrySet()) {
             String value = expand(field.getValue(), vars);

@@ -164,8 +164,8 @@ final class HttpParser {
             if (chunked >= 0 && (chunked != codings.size() - 1 || codings.lastIndexOf("chunked") != chunked)) {
                 throw bad("chunked must be the last transfer coding, applied once"); // RFC 9112 6.1
             }
-            if (chunked < 0) throw bad("request body without chunked framing"); // RFC 9112 6.3 rule 4
-            if (codings.size() > 1) throw new HttpError(501, "transfer codings other than chunked", true);
+            // gzip alone, or gzip then chunked: real codings that this proxy does not decode.
+            if (codings.size() > 1 || chunked < 0) throw new HttpError(501, "transfer codings other than chunked", true);
             return Body.CHUNKED;
         }
         if (!cl.isEmpty()) return Body.ofLength(contentLength(cl, 400));

@@ -177,7 +177,7 @@ final class Wire implements Closeable {
                     // such as a TLS ClientHello instead of waiting for a line end.
                     throw HttpError.bad(400, "invalid byte in request line");
                 }
-                if (firstLine && scanned - lineStart >= limits.firstLine() + 2) {
+                if (firstLine && scanned - lineStart > limits.firstLine()) {
                     throw HttpError.bad(limits.firstLineStatus(), "start line too long");
                 }
             }

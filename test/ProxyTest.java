@@ -216,6 +216,22 @@ class ProxyTest {
     }
 
     @Test
+    void anEmptyBodyWithContentLengthZeroKeepsItsFramingBothWays() throws Exception {
+        try (var backend = new TestSupport.Backend((r, out, s) -> {
+                out.write(TestSupport.bytes("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+                return true;
+            }); var proxy = TestSupport.proxy(backend.port());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            client.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+            var first = client.read();
+            assertEquals("0", first.header("Content-Length"), "else the client would read until close");
+            assertEquals("0", backend.next().header("Content-Length"), "RFC 9110 8.6: a POST says its length");
+            client.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+            assertEquals(200, client.read().status(), "the connection is still in step");
+        }
+    }
+
+    @Test
     void aPooledConnectionTheUpstreamClosedIsNotA502() throws Exception {
         // Keeps the connection "alive" per HTTP, but closes it right after each response.
         TestSupport.Handler closeAfter = (r, out, s) -> {
