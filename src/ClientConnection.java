@@ -74,6 +74,8 @@ final class ClientConnection {
                             request == null ? null : request.headers().first("Referer"),
                             request == null ? null : request.headers().first("User-Agent"));
                 }
+                request = null; // an idle connection holds nothing of the last exchange
+                requestLine = null;
                 if (open) open = awaitNextRequest();
             }
         } finally {

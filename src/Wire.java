@@ -92,7 +92,9 @@ final class Wire implements Closeable {
     boolean fill() throws IOException {
         in.compact();
         if (!in.hasRemaining()) {
-            ByteBuffer bigger = ByteBuffer.allocate(in.capacity() * 2);
+            // A head that didn't fit the small idle buffer is likely a few KiB (a browser's
+            // cookies): jump to 4 KiB at once rather than reading it in small steps.
+            ByteBuffer bigger = ByteBuffer.allocate(Math.max(in.capacity() * 2, 4096));
             bigger.put(in.flip());
             in = bigger;
         }
