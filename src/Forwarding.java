@@ -6,9 +6,7 @@ import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
+import java.util.function.UnaryOperator;
 
 /**
  * Rewrites heads on their way through the proxy, like nginx's proxy module: what the
@@ -30,14 +28,19 @@ final class Forwarding {
     /** What this proxy calls itself in Via (RFC 9110 7.6.3: received-by may be a pseudonym). */
     private static final String VIA = "1.1 proxy";
 
-    private static final Pattern VARIABLE = Pattern.compile("\\$[a-z_]+");
-
     private Forwarding() {}
 
-    /** Removes Connection, the fields it nominates, and the other hop-by-hop fields. */
+    /** Removes Connection, the fields it nominates, and the other hop-by-hop fields, in one pass. */
     static void removeHopByHop(Headers h) {
-        for (String nominated : h.tokens("Connection")) h.remove(nominated);
-        for (String name : HOP_BY_HOP) h.remove(name);
+        List<String> nominated = h.tokens("Connection");
+        h.removeIf(f -> containsIgnoreCase(HOP_BY_HOP, f.name()) || containsIgnoreCase(nominated, f.name()));
+    }
+
+    private static boolean containsIgnoreCase(List<String> names, String name) {
+        for (String n : names) {
+            if (n.equalsIgnoreCase(name)) return true;
+        }
+        return false;
     }
 
     /**
@@ -55,17 +58,8 @@ final class Forwarding {
         List<String> via = h.all("Via");
         h.set("Via", via.isEmpty() ? VIA : String.join(", ", via) + ", " + VIA);
 
-        Map<String, String> vars = Map.of(
-                "$remote_addr", ip(peer),
-                "$remote_port", Integer.toString(peer.getPort()),
-                "$scheme", "http",
-                "$host", req.host() == null ? "" : HttpParser.hostName(req.host()),
-                // The Host we validated, even if the client named it in Connection (which
-                // would otherwise let it pick the virtual host the upstream sees).
-                "$http_host", orEmpty(req.host()),
-                "$proxy_add_x_forwarded_for", appendForwardedFor(h.all("X-Forwarded-For"), peer));
         for (var field : config.headers().entrySet()) {
-            String value = expand(field.getValue(), vars);
+            String value = expand(field.getValue(), name -> variable(name, req, h, peer));
             h.remove(field.getKey());
             if (!value.isEmpty()) h.add(field.getKey(), value);
         }
@@ -154,11 +148,40 @@ final class Forwarding {
         return incoming.isEmpty() ? addr : String.join(", ", incoming) + ", " + addr;
     }
 
-    /** Replaces each $variable in one pass, so a value can never be expanded again. */
-    private static String expand(String template, Map<String, String> vars) {
+    /** One variable of a header template (nginx's names), computed only when used. */
+    private static String variable(String name, HttpParser.Request req, Headers h, InetSocketAddress peer) {
+        return switch (name) {
+            case "$remote_addr" -> ip(peer);
+            case "$remote_port" -> Integer.toString(peer.getPort());
+            case "$scheme" -> "http";
+            case "$host" -> req.host() == null ? "" : HttpParser.hostName(req.host());
+            // The Host we validated, even if the client named it in Connection (which would
+            // otherwise let it pick the virtual host the upstream sees).
+            case "$http_host" -> orEmpty(req.host());
+            case "$proxy_add_x_forwarded_for" -> appendForwardedFor(h.all("X-Forwarded-For"), peer);
+            default -> throw new IllegalArgumentException(name); // Config lets no other name through
+        };
+    }
+
+    /**
+     * Replaces each $variable ("$" and lowercase letters or "_", as Config checks them) in
+     * one pass, so a value is never expanded again. A "$" with no name after it stays.
+     */
+    static String expand(String template, UnaryOperator<String> variables) {
         if (template.indexOf('$') < 0) return template;
-        Matcher m = VARIABLE.matcher(template);
-        return m.replaceAll(r -> Matcher.quoteReplacement(vars.get(r.group())));
+        StringBuilder out = new StringBuilder(template.length() + 32);
+        int done = 0;
+        for (int dollar; (dollar = template.indexOf('$', done)) >= 0; ) {
+            int end = dollar + 1;
+            while (end < template.length() && (template.charAt(end) >= 'a' && template.charAt(end) <= 'z'
+                    || template.charAt(end) == '_')) {
+                end++;
+            }
+            out.append(template, done, dollar);
+            out.append(end == dollar + 1 ? "$" : variables.apply(template.substring(dollar, end)));
+            done = end;
+        }
+        return out.append(template, done, template.length()).toString();
     }
 
     /** An address as nginx prints $remote_addr: IPv6 in the short form of RFC 5952 ("::1"). */

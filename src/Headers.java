@@ -42,6 +42,10 @@ final class Headers implements Iterable<Headers.Field> {
         fields.removeIf(f -> f.name.equalsIgnoreCase(name));
     }
 
+    void removeIf(java.util.function.Predicate<Field> which) {
+        fields.removeIf(which);
+    }
+
     /** Replaces every field of that name with one field. */
     void set(String name, String value) {
         remove(name);

@@ -94,7 +94,7 @@ final class HttpParser {
             throw new HttpError(502, "invalid status line from upstream", true);
         }
         String code = line.substring(9, 12);
-        if (!code.chars().allMatch(c -> c >= '0' && c <= '9') || code.charAt(0) < '1' || code.charAt(0) > '5') {
+        if (!isDigits(code) || code.charAt(0) < '1' || code.charAt(0) > '5') {
             throw new HttpError(502, "invalid status code from upstream", true);
         }
         String reason = line.length() > 13 ? line.substring(13) : "";
@@ -194,7 +194,7 @@ final class HttpParser {
     /** Content-Length = 1*DIGIT (RFC 9110 8.6); one field, one value, no sign, no list. */
     static long contentLength(List<String> values, int status) throws HttpError {
         String v = values.get(0);
-        if (values.size() > 1 || v.isEmpty() || v.length() > 18 || !v.chars().allMatch(c -> c >= '0' && c <= '9')) {
+        if (values.size() > 1 || v.length() > 18 || !isDigits(v)) {
             throw new HttpError(status, "invalid Content-Length", true);
         }
         return Long.parseLong(v);
@@ -255,24 +255,37 @@ final class HttpParser {
      * No userinfo, no path, no list, no whitespace.
      */
     static boolean isHost(String h) {
-        String port;
+        int end; // where the host ends and ":port", if any, begins
         if (h.startsWith("[")) {
-            int close = h.indexOf(']');
-            if (close < 2 || !h.substring(1, close).chars().allMatch(c -> isHex((char) c) || c == ':' || c == '.')) {
-                return false;
+            end = h.indexOf(']') + 1;
+            if (end < 3) return false;
+            for (int i = 1; i < end - 1; i++) {
+                char c = h.charAt(i);
+                if (!isHex(c) && c != ':' && c != '.') return false;
             }
-            port = h.substring(close + 1);
         } else {
-            int colon = h.indexOf(':');
-            String name = colon < 0 ? h : h.substring(0, colon);
-            port = colon < 0 ? "" : h.substring(colon);
-            if (name.isEmpty() || !name.chars().allMatch(c -> c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-                    || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~')) {
-                return false;
+            end = h.indexOf(':');
+            if (end < 0) end = h.length();
+            if (end == 0) return false;
+            for (int i = 0; i < end; i++) {
+                char c = h.charAt(i);
+                boolean ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+                        || c == '-' || c == '.' || c == '_' || c == '~';
+                if (!ok) return false;
             }
         }
+        String port = h.substring(end);
         return port.isEmpty() || port.length() <= 6 && port.charAt(0) == ':'
-                && port.substring(1).chars().allMatch(c -> c >= '0' && c <= '9');
+                && (port.length() == 1 || isDigits(port.substring(1)));
+    }
+
+    /** 1*DIGIT */
+    static boolean isDigits(String s) {
+        if (s.isEmpty()) return false;
+        for (int i = 0; i < s.length(); i++) {
+            if (s.charAt(i) < '0' || s.charAt(i) > '9') return false;
+        }
+        return true;
     }
 
     /** The host part of a Host value, lowercased, without the port: nginx's $host. */

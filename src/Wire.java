@@ -149,18 +149,21 @@ final class Wire implements Closeable {
         int lineStart = 0;    // where the current line starts, relative to in.position()
         boolean firstLine = true;
         while (true) {
+            byte[] a = in.array(); // scanned directly: this loop sees every byte of every head
+            int base = in.arrayOffset() + in.position();
             for (; scanned < in.remaining(); scanned++) {
                 if (scanned >= limits.total()) {
                     throw HttpError.bad(limits.totalStatus(), "head too large");
                 }
-                byte b = in.get(in.position() + scanned);
-                boolean afterCR = scanned > lineStart && in.get(in.position() + scanned - 1) == '\r';
+                byte b = a[base + scanned];
+                boolean afterCR = scanned > lineStart && a[base + scanned - 1] == '\r';
                 if (b == '\n') {
                     if (!afterCR) throw HttpError.bad(limits.badStatus(), "bare LF in message head");
                     int length = scanned - 1 - lineStart;
                     if (length == 0 && firstLine && limits.request) {
                         // RFC 9112 2.2: ignore empty lines received before the request-line.
                         in.position(in.position() + scanned + 1);
+                        base = in.arrayOffset() + in.position();
                         scanned = -1;
                         continue;
                     }

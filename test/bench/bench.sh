@@ -13,8 +13,8 @@
 #     keep-alive connections     request each, held open while the RSS is read
 #   first response               a fresh process: ms from its start to the first 200
 #
-# Needs nginx, wrk and curl; installs nothing. Starts only its own processes, on ports the
-# OS picks, in a temp directory; stops them and removes it on every way out.
+# Needs nginx, wrk and curl; installs nothing. Starts only its own processes, on free
+# loopback ports, in a temp directory; stops them and removes it on every way out.
 # Environment: JAVA, JVM_OPTS (from make), ROUNDS (default 5), WRK_SECONDS (default 6).
 
 set -euo pipefail
@@ -152,7 +152,7 @@ start_reference() { start_nginx nginx-proxy.conf; }
 
 start_proxy() {
     # shellcheck disable=SC2086  # JVM_OPTS is a list of options
-    "$JAVA" $JVM_OPTS -cp out Proxy "$DIR/proxy.properties" >>"$DIR/proxy.out" 2>&1 &
+    "$JAVA" $JVM_OPTS -cp out/proxy.jar Proxy "$DIR/proxy.properties" >>"$DIR/proxy.out" 2>&1 &
     PID=$!
     PIDS+=("$PID")
 }
@@ -261,12 +261,12 @@ measure_download() { # SERVER [record]
 # "Expect:" is turned off so that no 100-continue round trip is part of the time.
 upload() { # SERVER
     local out code size speed read_bytes status before
-    before=$(wc -l <"$DIR/backend-upload.log" 2>/dev/null || echo 0)
+    before=$(wc -l <"$DIR/backend-upload.log")
     out=$(timeout 120 curl -s -o /dev/null --max-time 100 -X POST -H 'Expect:' \
         -H 'Content-Type: application/octet-stream' -T "$DIR/www/100m.bin" \
         -w '%{http_code} %{size_upload} %{speed_upload}' "$(url "$1")/upload") || true
     read -r code size speed <<<"$out"
-    read -r read_bytes status <<<"$(tail -n 1 "$DIR/backend-upload.log" 2>/dev/null)"
+    read -r read_bytes status <<<"$(tail -n 1 "$DIR/backend-upload.log")"
     if [ "$code" != 200 ] || [ "$size" != $((100 * MiB)) ] || [ "$(wc -l <"$DIR/backend-upload.log")" -le "$before" ] ||
         [ "${read_bytes:-0}" -lt $((100 * MiB)) ] || [ "$status" != 200 ]; then
         echo "  $1 upload FAILED: client got status $code after sending $size bytes; backend read ${read_bytes:-nothing}" >&2
@@ -383,7 +383,7 @@ row() { # LABEL DECIMALS PROXY NGINX RULE TARGET_TEXT
     }'
 }
 
-m() { median "$DIR/results/$1.$2"; }
+med() { median "$DIR/results/$1.$2"; } # METRIC SERVER
 
 report() {
     local R=$DIR/results
@@ -395,21 +395,21 @@ report() {
     echo
     printf "%-34s %11s %11s %8s   %-22s %s\n" metric proxy nginx ratio target met
     printf '%s\n' "--------------------------------------------------------------------------------------------------"
-    row "requests/s, 64 connections" 0 "$(m rps64 proxy)" "$(m rps64 nginx)" "ratio>=1.0" ">= 1.0x nginx"
-    row "p99 latency ms, 64 connections" 2 "$(m p99_64 proxy)" "$(m p99_64 nginx)" "ratio<=1.0" "<= nginx"
+    row "requests/s, 64 connections" 0 "$(med rps64 proxy)" "$(med rps64 nginx)" "ratio>=1.0" ">= 1.0x nginx"
+    row "p99 latency ms, 64 connections" 2 "$(med p99_64 proxy)" "$(med p99_64 nginx)" "ratio<=1.0" "<= nginx"
     row "errors, 64 conns (all rounds)" 0 "$(total "$R/err64.proxy")" "$(total "$R/err64.nginx")" "eq=0" "0"
-    row "requests/s, 1000 connections" 0 "$(m rps1000 proxy)" "$(m rps1000 nginx)" "ratio>=1.0" ">= 1.0x nginx"
-    row "p99 latency ms, 1000 connections" 2 "$(m p99_1000 proxy)" "$(m p99_1000 nginx)" "ratio<=1.0" "<= nginx"
+    row "requests/s, 1000 connections" 0 "$(med rps1000 proxy)" "$(med rps1000 nginx)" "ratio>=1.0" ">= 1.0x nginx"
+    row "p99 latency ms, 1000 connections" 2 "$(med p99_1000 proxy)" "$(med p99_1000 nginx)" "ratio<=1.0" "<= nginx"
     row "errors, 1000 conns (all rounds)" 0 "$(total "$R/err1000.proxy")" "$(total "$R/err1000.nginx")" "eq=0" "0"
-    row "download 100 MiB, MB/s" 0 "$(m download proxy)" "$(m download nginx)" "ratio>=2.0" ">= 2.0x nginx"
-    row "upload 100 MiB, MB/s" 0 "$(m upload proxy)" "$(m upload nginx)" "ratio>=1.0" ">= 1.0x nginx"
-    row "RSS MiB, $IDLE idle keep-alive" 1 "$(m rss proxy)" "$(m rss nginx)" "max=96" "<= 96 MiB"
-    row "RSS MiB, before those connections" 1 "$(m rss_before proxy)" "$(m rss_before nginx)" "info" "(for context)"
-    row "idle connections served (of $IDLE)" 0 "$(m served proxy)" "$(m served nginx)" "eq=$IDLE" "all $IDLE"
-    row "first response ms, fresh start" 0 "$(m first_ms proxy)" "$(m first_ms nginx)" "max=150" "<= 150 ms"
+    row "download 100 MiB, MB/s" 0 "$(med download proxy)" "$(med download nginx)" "ratio>=2.0" ">= 2.0x nginx"
+    row "upload 100 MiB, MB/s" 0 "$(med upload proxy)" "$(med upload nginx)" "ratio>=1.0" ">= 1.0x nginx"
+    row "RSS MiB, $IDLE idle keep-alive" 1 "$(med rss proxy)" "$(med rss nginx)" "max=96" "<= 96 MiB"
+    row "RSS MiB, before those connections" 1 "$(med rss_before proxy)" "$(med rss_before nginx)" "info" "(for context)"
+    row "idle connections served (of $IDLE)" 0 "$(med served proxy)" "$(med served nginx)" "eq=$IDLE" "all $IDLE"
+    row "first response ms, fresh start" 0 "$(med first_ms proxy)" "$(med first_ms nginx)" "max=150" "<= 150 ms"
     echo
-    echo "(errors are wrk's socket errors plus non-2xx responses, summed over all rounds;"
-    echo " a failed download or upload counts as 0 MB/s, and is reported where it happened)"
+    echo "(errors: wrk's socket errors, a timeout being no response within 2 s, plus non-2xx"
+    echo " responses, summed over all rounds; a failed download or upload counts as 0 MB/s)"
     report_logs
 }
 
