@@ -186,7 +186,8 @@ record Config(
     }
 
     static String hostPort(InetSocketAddress a) {
-        String host = a.getHostString();
+        String host = a.getHostString(); // the name as configured, or the address
+        if (host.contains(":") && !a.isUnresolved()) host = Forwarding.ip(a); // "::", not "0:0:0:0:0:0:0:0"
         return (host.contains(":") ? "[" + host + "]" : host) + ":" + a.getPort();
     }
 
