@@ -132,6 +132,9 @@ final class ClientConnection {
             try {
                 sendRequest(up, body, upstreamHead);
                 resp = readResponseHead(up, req);
+            } catch (HttpError e) {
+                up.wire().close(); // a bad response head, or the client left during a 1xx
+                throw e;
             } catch (IOException e) {
                 up.wire().close();
                 if (e instanceof Wire.Timeout) {
