@@ -42,7 +42,9 @@ final class ClientConnection {
     private String requestLine;
     private HttpParser.Request request;
     private boolean requestBodyDone;
+    private boolean clientKeepAlive;  // what the client asked for: HTTP/1.1 without "Connection: close"
     private boolean responseStarted;
+    private boolean reset;            // end with RST: a response was cut short
     private int status;
     private long bodyBytesSent;
 
@@ -61,7 +63,7 @@ final class ClientConnection {
             while (open) {
                 requestLine = null;
                 request = null;
-                requestBodyDone = responseStarted = false;
+                requestBodyDone = clientKeepAlive = responseStarted = false;
                 status = 0;
                 bodyBytesSent = 0;
                 try {
@@ -79,7 +81,8 @@ final class ClientConnection {
                 if (open) open = awaitNextRequest();
             }
         } finally {
-            client.lingeringClose(Config.LINGERING_TIME);
+            if (reset) client.reset();
+            else client.lingeringClose(Config.LINGERING_TIME);
         }
     }
 
@@ -117,7 +120,7 @@ final class ClientConnection {
             throw HttpError.bad(413, "Content-Length over client_max_body_size"); // before reading any of it
         }
         expectContinue(req, body);
-        boolean keepAlive = req.http11() && !req.headers().hasToken("Connection", "close");
+        clientKeepAlive = req.http11() && !req.headers().hasToken("Connection", "close");
         String upgrade = upgradeRequested(req);
 
         List<Upstreams.Peer> tried = new ArrayList<>();
@@ -133,7 +136,10 @@ final class ClientConnection {
                 sendRequest(up, body, upstreamHead);
                 resp = readResponseHead(up, req);
             } catch (HttpError e) {
-                up.wire().close(); // a bad response head, or the client left during a 1xx
+                up.wire().close(); // a bad response head, or a bad request body (400, 413)
+                throw e;
+            } catch (RuntimeException | Error e) {
+                up.wire().close(); // e.g. out of direct memory: never leak the connection
                 throw e;
             } catch (IOException e) {
                 up.wire().close();
@@ -147,9 +153,10 @@ final class ClientConnection {
                     tried.remove(up.peer());
                     continue;
                 }
+                upstreams.failed(up.peer());
                 throw new HttpError(502, "upstream failed: " + e.getMessage(), false);
             }
-            return respond(req, up, resp, keepAlive, upgrade);
+            return respond(req, up, resp, clientKeepAlive, upgrade);
         }
     }
 
@@ -183,6 +190,7 @@ final class ClientConnection {
             throw e;
         } catch (Relay.WriteFailed e) {
             up.wire().close();
+            if (e.getCause() instanceof Wire.Timeout timeout) throw timeout; // 504 (send_timeout)
             if (!body.isEmpty()) throw new HttpError(502, "sending request body: " + e.getMessage(), true);
             throw e; // nothing of the client's is lost: the caller may retry
         }
@@ -192,7 +200,8 @@ final class ClientConnection {
     /** Reads the final response head, passing interim (1xx) responses on to the client. */
     private HttpParser.Response readResponseHead(Upstreams.Connection up, HttpParser.Request req)
             throws IOException, HttpError {
-        while (true) {
+        for (int interim = 0; ; interim++) {
+            if (interim > Config.MAX_INTERIM_RESPONSES) throw new HttpError(502, "too many 1xx responses", true);
             byte[] head = up.wire().readHead(RESPONSE_LIMITS);
             if (head == null) throw new EOFException("upstream closed the connection without a response");
             HttpParser.Response resp = HttpParser.parseResponse(head);
@@ -225,14 +234,23 @@ final class ClientConnection {
         Body out = in instanceof Body.Chunked || in instanceof Body.UntilClose
                 ? (req.http11() ? Body.CHUNKED : Body.UNTIL_CLOSE) : in;
         if (out instanceof Body.UntilClose) keepAlive = false;
-        byte[] head = Forwarding.responseHead(resp, out, keepAlive, false);
-        responseStarted = true;
+        ByteBuffer head = ByteBuffer.wrap(Forwarding.responseHead(resp, out, keepAlive, false));
         try {
-            bodyBytesSent = Relay.copy(up.wire(), in, client, out, ByteBuffer.wrap(head), 0);
+            bodyBytesSent = Relay.copy(up.wire(), in, client, out, head, 0);
         } catch (IOException | HttpError e) {
             up.wire().close();
+            // The head waits to go out with the first piece of the body: if the body was bad
+            // before any of the head was written, the client can still get a 502.
+            responseStarted = head.position() > 0;
+            if (!responseStarted && !(e instanceof Relay.WriteFailed)) {
+                throw new HttpError(502, "bad response body from upstream: " + e.getMessage(), true);
+            }
+            // Cut short, a Content-Length or chunked body shows it is incomplete; one that runs
+            // until the close would look complete after a FIN (RFC 9112 6.3 rule 8): RST it.
+            reset = out instanceof Body.UntilClose;
             throw HttpError.abort("relaying response body: " + e.getMessage());
         }
+        responseStarted = true;
         upstreams.succeeded(up.peer());
         // Bytes after the end of the response are not ours to forward, and make the
         // connection unusable: whatever they are, they would be read as the next response.
@@ -246,6 +264,10 @@ final class ClientConnection {
         if (upgrade == null) {
             up.wire().close();
             throw new HttpError(502, "101 Switching Protocols without an upgrade request", true);
+        }
+        if (!upgrade.equalsIgnoreCase(resp.headers().first("Upgrade"))) {
+            up.wire().close(); // RFC 9110 7.8: the server switches to a protocol the client named
+            throw new HttpError(502, "101 to a protocol that was not asked for", true);
         }
         if (upgrade.equalsIgnoreCase("websocket") && !resp.headers().has("Sec-WebSocket-Accept")) {
             up.wire().close(); // RFC 6455 4.1: the handshake is not complete without it
@@ -267,11 +289,13 @@ final class ClientConnection {
      * is 417.
      */
     private void expectContinue(HttpParser.Request req, Body body) throws HttpError {
-        String expect = req.headers().first("Expect");
-        if (expect == null) return;
+        if (!req.headers().has("Expect")) return;
+        List<String> expect = req.headers().tokens("Expect");
         req.headers().remove("Expect");
         if (!req.http11()) return; // an HTTP/1.0 client can't mean it: ignore (10.1.1)
-        if (!expect.equalsIgnoreCase("100-continue")) throw new HttpError(417, "unsupported expectation", true);
+        if (expect.isEmpty() || !expect.stream().allMatch(e -> e.equalsIgnoreCase("100-continue"))) {
+            throw new HttpError(417, "unsupported expectation", true);
+        }
         if (!body.isEmpty() && !client.in.hasRemaining()) writeToClient(CONTINUE);
     }
 
@@ -289,7 +313,7 @@ final class ClientConnection {
      * was read also closes: the unread body would otherwise be taken for the next request.
      */
     private boolean answer(HttpError e) {
-        boolean close = e.close || !requestBodyDone || request == null;
+        boolean close = e.close || !requestBodyDone || request == null || !clientKeepAlive;
         if (e.status >= 500 || e.status == 0) log.error(client.remote + " \"" + requestLine + "\": " + e.getMessage());
         if (e.status == 0 || responseStarted) return false;
         status = e.status;

@@ -59,6 +59,8 @@ record Config(
     static final int MAX_RESPONSE_HEAD = 64 * 1024;
     /** A chunk-size line with its extensions (RFC 9112 7.1.1); longer is 400. */
     static final int MAX_CHUNK_LINE = 4 * 1024;
+    /** Interim (1xx) responses before the final one; more is 502. */
+    static final int MAX_INTERIM_RESPONSES = 10;
     /** The trailer fields after a chunked body, which are checked and dropped; more is 400. */
     static final int MAX_TRAILER_SECTION = 16 * 1024;
     /**

@@ -90,7 +90,9 @@ final class Forwarding {
         Headers h = resp.headers();
         // A HEAD or 304 response keeps its Content-Length: it describes the representation
         // (RFC 9110 8.6), not this message, whose body is empty either way.
-        String representationLength = h.all("Content-Length").size() == 1 ? h.first("Content-Length") : null;
+        List<String> lengths = h.all("Content-Length");
+        String representationLength = lengths.size() == 1 && lengths.get(0).length() <= 18
+                && HttpParser.isDigits(lengths.get(0)) ? lengths.get(0) : null; // else dropped
         String upgradeTo = h.first("Upgrade");
         removeHopByHop(h);
         if (!h.has("Date")) h.add("Date", HttpDate.now()); // RFC 9110 6.6.1: a recipient with a clock adds it

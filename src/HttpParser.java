@@ -8,8 +8,8 @@ import java.util.Set;
  *
  * <p>A proxy sits where two parsers meet: wherever it reads a message differently from the
  * server behind it, a request can be smuggled past it. So every rule here rejects rather
- * than guesses, and the framing of a body is decided once, here ({@link Body#ofRequest},
- * {@link Body#ofResponse}), and regenerated on the way out. Line endings and size limits
+ * than guesses, and the framing of a body is decided once, here ({@link #requestBody},
+ * {@link #responseBody}), and regenerated on the way out. Line endings and size limits
  * were already enforced by {@link Wire#readHead}; this class sees one complete head.
  */
 final class HttpParser {
@@ -295,7 +295,7 @@ final class HttpParser {
         return (colon < 0 ? host : host.substring(0, colon)).toLowerCase();
     }
 
-    private static boolean isHex(char c) {
+    static boolean isHex(char c) {
         return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F';
     }
 

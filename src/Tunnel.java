@@ -28,8 +28,8 @@ final class Tunnel {
         try {
             Relay.copy(from, Body.UNTIL_CLOSE, to, Body.UNTIL_CLOSE, null, 0);
             to.channel.shutdownOutput();
-        } catch (IOException | HttpError e) {
-            from.closeQuietly();
+        } catch (IOException | HttpError | RuntimeException | Error e) {
+            from.closeQuietly(); // one direction failed: end both
             to.closeQuietly();
         }
     }

@@ -285,8 +285,14 @@ final class Wire implements Closeable {
         }
     }
 
-    boolean isOpen() {
-        return channel.isOpen() && !expired;
+    /** Closes with RST (SO_LINGER 0), so the peer can tell the stream was cut short. */
+    void reset() {
+        try {
+            if (channel.isOpen()) channel.setOption(java.net.StandardSocketOptions.SO_LINGER, 0);
+        } catch (IOException ignored) {
+            // closing anyway
+        }
+        close();
     }
 
     void closeQuietly() {

@@ -2,6 +2,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Arrays;
@@ -349,6 +350,72 @@ class ProxyTest {
             }
             assertTrue(line.matches("127\\.0\\.0\\.1 - - \\[\\d\\d/\\w{3}/\\d{4}:\\d\\d:\\d\\d:\\d\\d [+-]\\d{4}] "
                     + "\"GET /x\\?y HTTP/1\\.1\" 200 5 \"http://r/\" \"ua \\\\x22q\\\\x22\"\n"), line);
+        }
+    }
+
+    @Test
+    void anErrorAnswerHonoursTheClientsCloseAndHttp10() throws Exception {
+        TestSupport.Handler hangUp = (r, out, sock) -> false; // reads the request, answers nothing
+        try (var backend = new TestSupport.Backend(hangUp); var proxy = TestSupport.proxy(backend.port())) {
+            try (var client = new TestSupport.Client(TestSupport.port(proxy))) {
+                client.send("GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /canary HTTP/1.1\r\nHost: x\r\n\r\n");
+                var resp = client.read();
+                assertEquals(502, resp.status());
+                assertEquals("close", resp.header("Connection"));
+                assertTrue(client.closedByPeer(), "the request after Connection: close is not served");
+            }
+            try (var client = new TestSupport.Client(TestSupport.port(proxy))) {
+                client.send("GET /b HTTP/1.0\r\n\r\n");
+                assertEquals(502, client.read().status());
+                assertTrue(client.closedByPeer(), "an HTTP/1.0 client is closed after an error too");
+            }
+            for (var got = backend.received.poll(200, TimeUnit.MILLISECONDS); got != null;
+                 got = backend.received.poll(200, TimeUnit.MILLISECONDS)) {
+                assertFalse(got.requestLine().contains("canary"), "the canary reached the upstream");
+            }
+        }
+    }
+
+    @Test
+    void aResponseCutShortEndsWithAResetNotAnOrderlyClose() throws Exception {
+        TestSupport.Handler cut = (r, out, sock) -> {
+            out.write(TestSupport.bytes("HTTP/1.0 200 OK\r\n\r\npartial"));
+            out.flush();
+            sock.setSoLinger(true, 0); // the upstream dies mid-body
+            return false;
+        };
+        try (var backend = new TestSupport.Backend(cut); var proxy = TestSupport.proxy(backend.port());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            client.send("GET / HTTP/1.0\r\n\r\n");
+            assertTrue(TestSupport.readHead(client.in).startsWith("HTTP/1.1 200"));
+            // For a body that runs until the close, an orderly end of stream would mean "complete".
+            assertThrows(java.io.IOException.class, () -> client.in.readAllBytes());
+        }
+    }
+
+    @Test
+    void upstreamHeadsThatCantBeTrustedAre502() throws Exception {
+        String[][] cases = {
+            // request extra header, upstream response, why
+            {"Upgrade: foo\r\nConnection: upgrade\r\n", "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\r\n", "101 without Upgrade"},
+            {"Upgrade: foo\r\nConnection: upgrade\r\n", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: bar\r\nConnection: upgrade\r\n\r\n", "101 to another protocol"},
+            {"", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nhello\r\n0\r\n\r\n", "bad chunk, head not yet sent"},
+        };
+        for (String[] c : cases) {
+            try (var backend = new TestSupport.Backend(raw(c[1])); var proxy = TestSupport.proxy(backend.port())) {
+                var resp = TestSupport.exchange(TestSupport.port(proxy), "GET / HTTP/1.1\r\nHost: a\r\n" + c[0] + "\r\n");
+                assertEquals(502, resp.status(), c[2]);
+            }
+        }
+    }
+
+    @Test
+    void aHeadResponsesLengthIsPassedOnOnlyWhenValid() throws Exception {
+        try (var backend = new TestSupport.Backend(raw("HTTP/1.1 200 OK\r\nContent-Length: 5, 7\r\n\r\n"));
+             var proxy = TestSupport.proxy(backend.port())) {
+            var resp = TestSupport.exchange(TestSupport.port(proxy), "HEAD / HTTP/1.1\r\nHost: a\r\n\r\n");
+            assertEquals(200, resp.status());
+            assertNull(resp.header("Content-Length"), "a malformed length is dropped, never forwarded verbatim");
         }
     }
 
