@@ -108,6 +108,9 @@ final class ClientConnection {
             head = client.readHead(requestLimits);
         } catch (IOException e) {
             throw HttpError.abort("reading request head: " + e.getMessage());
+        } catch (HttpError e) {
+            requestLine = ""; // logged as "-": nginx, too, logs the requests it rejects
+            throw e;
         }
         if (head == null) return false; // closed between requests
         requestLine = firstLine(head);
@@ -126,7 +129,7 @@ final class ClientConnection {
         List<Upstreams.Peer> tried = new ArrayList<>();
         byte[] upstreamHead = null;
         for (boolean retry = false; ; retry = true) {
-            Upstreams.Connection up = connect(tried);
+            Upstreams.Connection up = connect(tried, !retry); // a retry takes a new connection
             if (upstreamHead == null) {
                 upstreamHead = Forwarding.requestHead(req, body, client.remote, config, up.peer().server,
                         upgrade, config.upstreamKeepalive() == 0);
@@ -161,12 +164,12 @@ final class ClientConnection {
     }
 
     /** Connects to the next untried server; connect failures count against it and move on. */
-    private Upstreams.Connection connect(List<Upstreams.Peer> tried) throws HttpError {
+    private Upstreams.Connection connect(List<Upstreams.Peer> tried, boolean pooled) throws HttpError {
         HttpError last = null;
         for (Upstreams.Peer peer; (peer = upstreams.choose(tried)) != null; ) {
             tried.add(peer);
             try {
-                return upstreams.connect(peer);
+                return upstreams.connect(peer, pooled);
             } catch (IOException e) {
                 upstreams.failed(peer);
                 boolean timeout = e instanceof Wire.Timeout;

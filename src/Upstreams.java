@@ -70,16 +70,16 @@ final class Upstreams {
         return best;
     }
 
-    /** A pooled connection to the peer if a usable one is idle, else a new one. */
-    Connection connect(Peer peer) throws IOException {
-        while (true) {
-            Wire pooled;
+    /** A pooled connection to the peer if a usable one is idle (and {@code pooled}), else a new one. */
+    Connection connect(Peer peer, boolean pooled) throws IOException {
+        while (pooled) {
+            Wire idle;
             synchronized (this) {
-                pooled = peer.idle.pollFirst();
+                idle = peer.idle.pollFirst();
             }
-            if (pooled == null) break;
-            if (!pooled.isStale()) return new Connection(peer, pooled, true);
-            pooled.close();
+            if (idle == null) break;
+            if (!idle.isStale()) return new Connection(peer, idle, true);
+            idle.close();
         }
         SocketChannel channel = SocketChannel.open();
         try {
