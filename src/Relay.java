@@ -167,13 +167,7 @@ final class Relay {
 
         /** The next piece of at most {@code max} bytes; an empty buffer at end of stream. */
         ByteBuffer next(long max) throws IOException {
-            ByteBuffer in = from.in;
-            if (in.hasRemaining()) {
-                int n = (int) Math.min(max, in.remaining());
-                ByteBuffer piece = in.slice(in.position(), n);
-                in.position(in.position() + n);
-                return piece;
-            }
+            if (from.in.hasRemaining()) return from.takeBuffered(max);
             sink.flushHead(); // about to wait: let the receiver have the head now
             if (buffer == null) {
                 buffer = take(max);
@@ -186,7 +180,7 @@ final class Relay {
             }
             buffer.clear();
             try {
-                from.read(buffer, max); // at end of stream nothing is read: the piece is empty
+                from.readChannel(buffer, max); // at end of stream nothing is read: the piece is empty
             } catch (IOException e) {
                 throw new ReadFailed(e.getMessage(), e);
             }

@@ -117,19 +117,20 @@ final class Wire implements Closeable {
         }
     }
 
+    /** Up to {@code max} of the buffered bytes, consumed, as a view of {@link #in} (no copy). */
+    ByteBuffer takeBuffered(long max) {
+        int n = (int) Math.min(max, in.remaining());
+        ByteBuffer piece = in.slice(in.position(), n);
+        in.position(in.position() + n);
+        return piece;
+    }
+
     /**
-     * Reads up to {@code max} bytes into dst: buffered bytes first, else from the channel.
-     * Returns -1 at end of stream.
+     * Reads up to {@code max} bytes from the channel into dst, bypassing {@link #in}: call it
+     * only once the buffered bytes are taken. Returns -1 at end of stream.
      */
-    int read(ByteBuffer dst, long max) throws IOException {
+    int readChannel(ByteBuffer dst, long max) throws IOException {
         int n = (int) Math.min(max, dst.remaining());
-        if (in.hasRemaining()) {
-            n = Math.min(n, in.remaining());
-            ByteBuffer slice = in.slice(in.position(), n);
-            dst.put(slice);
-            in.position(in.position() + n);
-            return n;
-        }
         int limit = dst.limit();
         dst.limit(dst.position() + n);
         try {
