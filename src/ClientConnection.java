@@ -34,6 +34,7 @@ final class ClientConnection {
 
     private final Config config;
     private final Upstreams upstreams;
+    private final BufferPool buffers;
     private final Log log;
     private final Wire client;
     private final Wire.HeadLimits requestLimits;
@@ -48,9 +49,10 @@ final class ClientConnection {
     private int status;
     private long bodyBytesSent;
 
-    ClientConnection(Config config, Upstreams upstreams, Log log, Wire client) {
+    ClientConnection(Config config, Upstreams upstreams, BufferPool buffers, Log log, Wire client) {
         this.config = config;
         this.upstreams = upstreams;
+        this.buffers = buffers;
         this.log = log;
         this.client = client;
         this.requestLimits = new Wire.HeadLimits(true, config.maxRequestLine(), 414, config.maxHeaderSize(), 431);
@@ -184,7 +186,7 @@ final class ClientConnection {
     private void sendRequest(Upstreams.Connection up, Body body, byte[] head) throws IOException, HttpError {
         client.readTimeout(config.clientBodyTimeout());
         try {
-            Relay.copy(client, body, up.wire(), body, ByteBuffer.wrap(head), config.clientMaxBodySize());
+            Relay.copy(client, body, up.wire(), body, ByteBuffer.wrap(head), config.clientMaxBodySize(), buffers);
         } catch (Relay.ReadFailed e) {
             up.wire().close(); // never let the upstream see a truncated body as complete
             throw HttpError.abort("reading request body: " + e.getMessage());
@@ -239,7 +241,7 @@ final class ClientConnection {
         if (out instanceof Body.UntilClose) keepAlive = false;
         ByteBuffer head = ByteBuffer.wrap(Forwarding.responseHead(resp, out, keepAlive, false));
         try {
-            bodyBytesSent = Relay.copy(up.wire(), in, client, out, head, 0);
+            bodyBytesSent = Relay.copy(up.wire(), in, client, out, head, 0, buffers);
         } catch (IOException | HttpError e) {
             up.wire().close();
             // The head waits to go out with the first piece of the body: if the body was bad
@@ -279,7 +281,7 @@ final class ClientConnection {
         responseStarted = true;
         try {
             writeToClient(Forwarding.responseHead(resp, Body.EMPTY, true, true));
-            Tunnel.run(client, up.wire(), config.readTimeout());
+            Tunnel.run(client, up.wire(), config.readTimeout(), buffers);
             upstreams.succeeded(up.peer());
         } finally {
             up.wire().close();

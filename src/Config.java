@@ -41,6 +41,7 @@ record Config(
         int maxRequestLine,
         int maxHeaderSize,
         int maxConnections,
+        long bufferMemory,      // bytes for all transfer buffers together (BufferPool)
         String accessLog,       // a path, "-" for stdout, or "off"
         String errorLog,        // a path or "-" for stderr
         Map<String, String> headers) { // header name -> template; "" removes the header
@@ -92,6 +93,7 @@ record Config(
         d.put("max_request_line", "8k");
         d.put("max_header_size", "16k");
         d.put("max_connections", "10000");
+        d.put("buffer_memory", "auto");
         d.put("access_log", "-");
         d.put("error_log", "-");
         d.put("header.Host", "$http_host");
@@ -151,6 +153,7 @@ record Config(
                 (int) in.size("max_request_line", 64, 1 << 20),
                 (int) in.size("max_header_size", 256, 1 << 20),
                 in.count("max_connections", 1),
+                in.bufferMemory("buffer_memory"),
                 in.log("access_log"),
                 in.log("error_log"),
                 in.headers());
@@ -233,6 +236,12 @@ record Config(
                 throw invalid(key, "must be between " + min + " and " + max + " bytes");
             }
             return n << shift;
+        }
+
+        /** "auto" (see {@link BufferPool#defaultBudget}), or a size of at least one large buffer. */
+        long bufferMemory(String key) throws Invalid {
+            if (values.get(key).equals("auto")) return BufferPool.defaultBudget();
+            return size(key, BufferPool.LARGE, 1L << 40);
         }
 
         int count(String key, int min) throws Invalid {

@@ -41,6 +41,7 @@ public final class Proxy implements AutoCloseable {
     private final Config config;
     private final Log log;
     private final Upstreams upstreams;
+    private final BufferPool buffers;
     private final Semaphore slots;
     private final List<ServerSocketChannel> listeners = new ArrayList<>();
     private final List<Thread> acceptors = new ArrayList<>();
@@ -96,6 +97,7 @@ public final class Proxy implements AutoCloseable {
         this.config = config;
         this.log = new Log(config);
         this.upstreams = new Upstreams(config);
+        this.buffers = new BufferPool(config.bufferMemory());
         this.slots = new Semaphore(config.maxConnections());
     }
 
@@ -118,7 +120,7 @@ public final class Proxy implements AutoCloseable {
                 try {
                     channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
                     Wire client = new Wire(channel, CLIENT_BUFFER, config.clientBodyTimeout(), config.sendTimeout());
-                    new ClientConnection(config, upstreams, log, client).serve();
+                    new ClientConnection(config, upstreams, buffers, log, client).serve();
                 } catch (IOException e) {
                     closeQuietly(channel); // the client left before we could start
                 } finally {

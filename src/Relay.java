@@ -1,8 +1,6 @@
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Streams one message body from one wire to another, as it arrives: a piece is read into a
@@ -39,10 +37,10 @@ final class Relay {
      * {@code out}, writing {@code head} before it. Stops with 413 once more than
      * {@code limit} bytes have come (0 = no limit). Returns the body bytes copied.
      */
-    static long copy(Wire from, Body in, Wire to, Body out, ByteBuffer head, long limit)
+    static long copy(Wire from, Body in, Wire to, Body out, ByteBuffer head, long limit, BufferPool pool)
             throws IOException, HttpError {
         Sink sink = new Sink(to, out instanceof Body.Chunked, head);
-        try (Source source = new Source(from, sink)) {
+        try (Source source = new Source(from, sink, pool)) {
             long copied = switch (in) {
                 case Body.Empty e -> 0;
                 case Body.Length length -> copyLength(source, length.bytes(), sink);
@@ -154,37 +152,75 @@ final class Relay {
         return i;
     }
 
-    /** Where pieces come from: the wire's buffered bytes first, then its channel. */
+    /**
+     * Where pieces come from: the wire's buffered bytes first, then its channel.
+     *
+     * <p>A read into a pooled buffer that comes back short (under {@link #TRICKLE} bytes)
+     * means the peer sends slower than we forward: the next read would park this thread,
+     * holding the buffer, for as long as the peer dawdles (up to client_body_timeout or
+     * read_timeout). So the buffer goes back to the pool first, and the wait happens on
+     * the wire's own small read buffer; once bytes come faster again (that small read is
+     * filled), a pooled buffer is taken again. A flood of slow clients thus holds no
+     * transfer buffers, and can make only itself slow.
+     */
     private static final class Source implements AutoCloseable {
+        /** A read shorter than this found the peer's data all consumed: it trickles. */
+        static final int TRICKLE = 8 * 1024;
+
         private final Wire from;
         private final Sink sink;
-        private ByteBuffer buffer; // borrowed from the pool on the first channel read
+        private final BufferPool pool;
+        private ByteBuffer buffer; // lent by the pool while data flows; null while it trickles
+        private boolean trickling; // the last read came back short
+        private boolean wantLarge; // the body is known to be large, or kept filling a small buffer
 
-        Source(Wire from, Sink sink) {
+        Source(Wire from, Sink sink, BufferPool pool) {
             this.from = from;
             this.sink = sink;
+            this.pool = pool;
         }
 
         /** The next piece of at most {@code max} bytes; an empty buffer at end of stream. */
         ByteBuffer next(long max) throws IOException {
             if (from.in.hasRemaining()) return from.takeBuffered(max);
             sink.flushHead(); // about to wait: let the receiver have the head now
-            if (buffer == null) {
-                buffer = take(max);
-            } else if (buffer.capacity() == SMALL && buffer.limit() == SMALL && max > SMALL) {
-                ByteBuffer large = takeLarge(); // the last read filled it: a fast, long body
+            if (!trickling && buffer == null) buffer = wantLarge ? takeLarge(max) : pool.take(max);
+            if (trickling || buffer == null) return trickle(max); // also when the budget is spent
+            if (buffer.capacity() == BufferPool.SMALL && buffer.limit() == BufferPool.SMALL && max > BufferPool.SMALL) {
+                wantLarge = true; // the last read filled it: a fast, long body
+                ByteBuffer large = pool.takeLarge();
                 if (large != null) {
-                    give(buffer);
+                    pool.give(buffer);
                     buffer = large;
                 }
             }
             buffer.clear();
+            int n;
             try {
-                from.readChannel(buffer, max); // at end of stream nothing is read: the piece is empty
+                n = from.readChannel(buffer, max); // at end of stream nothing is read: the piece is empty
             } catch (IOException e) {
                 throw new ReadFailed(e.getMessage(), e);
             }
+            trickling = n >= 0 && n < TRICKLE && n < max;
             return buffer.flip();
+        }
+
+        private ByteBuffer takeLarge(long max) {
+            ByteBuffer b = pool.takeLarge();
+            return b != null ? b : pool.take(max);
+        }
+
+        /** Waits for the peer on the wire's own small buffer, holding nothing from the pool. */
+        private ByteBuffer trickle(long max) throws IOException {
+            pool.give(buffer);
+            buffer = null;
+            try {
+                from.fill(); // at end of stream nothing is read: the piece is empty
+            } catch (IOException e) {
+                throw new ReadFailed(e.getMessage(), e);
+            }
+            trickling = from.in.remaining() < from.in.capacity(); // filled it: bytes come fast again
+            return from.takeBuffered(max);
         }
 
         /** One CRLF-terminated line (chunk-size line, CRLF after data, trailer field). */
@@ -201,7 +237,7 @@ final class Relay {
 
         @Override
         public void close() {
-            give(buffer);
+            pool.give(buffer);
         }
     }
 
@@ -251,55 +287,6 @@ final class Relay {
             } catch (IOException e) {
                 throw new WriteFailed(e);
             }
-        }
-    }
-
-    // ---- transfer buffers ----------------------------------------------------------
-    // Buffers are direct (the kernel copies straight into them) and lent out only while a
-    // body is in flight (or a tunnel is open): a keep-alive connection between requests
-    // holds none. A body starts with a 64 KiB buffer;
-    // one known to be large, or one that keeps filling its buffer, gets 1 MiB, which
-    // halves the system calls per megabyte again (a 100 MiB download: 1.75x nginx's speed
-    // with 256 KiB, 2.07x with 1 MiB, measured with `make bench`). At most LARGE_MAX large
-    // buffers exist at once, so many big transfers can't take unbounded memory.
-
-    static final int SMALL = 64 * 1024;
-    static final int LARGE = 1024 * 1024;
-    private static final int LARGE_MAX = 32;
-    private static final int SMALL_POOLED = 64;
-    private static final ConcurrentLinkedQueue<ByteBuffer> SMALL_POOL = new ConcurrentLinkedQueue<>();
-    private static final ConcurrentLinkedQueue<ByteBuffer> LARGE_POOL = new ConcurrentLinkedQueue<>();
-    private static final AtomicInteger SMALL_IN_POOL = new AtomicInteger();
-    private static final AtomicInteger LARGE_EXISTING = new AtomicInteger();
-
-    /** A buffer for a body of which {@code expected} bytes are still to come (MAX_VALUE: unknown). */
-    private static ByteBuffer take(long expected) {
-        if (expected >= LARGE && expected != Long.MAX_VALUE) {
-            ByteBuffer large = takeLarge();
-            if (large != null) return large;
-        }
-        ByteBuffer b = SMALL_POOL.poll();
-        if (b == null) return ByteBuffer.allocateDirect(SMALL);
-        SMALL_IN_POOL.decrementAndGet();
-        return b;
-    }
-
-    private static ByteBuffer takeLarge() {
-        ByteBuffer b = LARGE_POOL.poll();
-        if (b != null) return b;
-        if (LARGE_EXISTING.incrementAndGet() <= LARGE_MAX) return ByteBuffer.allocateDirect(LARGE);
-        LARGE_EXISTING.decrementAndGet();
-        return null; // all large buffers are lent out: make do with a small one
-    }
-
-    private static void give(ByteBuffer b) {
-        if (b == null) return;
-        if (b.capacity() == LARGE) {
-            LARGE_POOL.offer(b.clear()); // large buffers are counted, never dropped
-        } else if (SMALL_IN_POOL.incrementAndGet() <= SMALL_POOLED) {
-            SMALL_POOL.offer(b.clear());
-        } else {
-            SMALL_IN_POOL.decrementAndGet();
         }
     }
 }

@@ -11,11 +11,11 @@ import java.time.Duration;
 final class Tunnel {
     private Tunnel() {}
 
-    static void run(Wire client, Wire upstream, Duration idle) {
+    static void run(Wire client, Wire upstream, Duration idle, BufferPool pool) {
         client.readTimeout(idle);
         upstream.readTimeout(idle);
-        Thread toUpstream = Thread.ofVirtual().name("tunnel").start(() -> pump(client, upstream));
-        pump(upstream, client);
+        Thread toUpstream = Thread.ofVirtual().name("tunnel").start(() -> pump(client, upstream, pool));
+        pump(upstream, client, pool);
         try {
             toUpstream.join();
         } catch (InterruptedException e) {
@@ -24,9 +24,9 @@ final class Tunnel {
     }
 
     /** Copies until end of stream, including bytes already buffered (sent right behind the handshake). */
-    private static void pump(Wire from, Wire to) {
+    private static void pump(Wire from, Wire to, BufferPool pool) {
         try {
-            Relay.copy(from, Body.UNTIL_CLOSE, to, Body.UNTIL_CLOSE, null, 0);
+            Relay.copy(from, Body.UNTIL_CLOSE, to, Body.UNTIL_CLOSE, null, 0, pool);
             to.channel.shutdownOutput();
         } catch (IOException | HttpError | RuntimeException | Error e) {
             from.closeQuietly(); // one direction failed: end both
