@@ -35,8 +35,10 @@ final class ClientConnection {
     private final Config config;
     private final Upstreams upstreams;
     private final BufferPool buffers;
+    private final IdleConnections idle;
     private final Log log;
     private final Wire client;
+    private final Runnable onClose;   // gives back the connection's max_connections slot
     private final Wire.HeadLimits requestLimits;
 
     // The exchange in progress, for the error handler and the access log.
@@ -49,57 +51,95 @@ final class ClientConnection {
     private int status;
     private long bodyBytesSent;
 
-    ClientConnection(Config config, Upstreams upstreams, BufferPool buffers, Log log, Wire client) {
+    ClientConnection(Config config, Upstreams upstreams, BufferPool buffers, IdleConnections idle, Log log,
+                     Wire client, Runnable onClose) {
         this.config = config;
         this.upstreams = upstreams;
         this.buffers = buffers;
+        this.idle = idle;
         this.log = log;
         this.client = client;
+        this.onClose = onClose;
         this.requestLimits = new Wire.HeadLimits(true, config.maxRequestLine(), 414, config.maxHeaderSize(), 431);
     }
 
+    /**
+     * Serves requests until the connection closes or falls idle. An idle keep-alive
+     * connection waits for its next request in {@link IdleConnections}, without a thread;
+     * when that request begins, {@link #resume} runs this loop again on a new thread.
+     */
     void serve() {
+        boolean idleNow = false;
         try {
-            client.readDeadline(config.clientHeaderTimeout());
-            boolean open = true;
-            while (open) {
-                requestLine = null;
-                request = null;
-                requestBodyDone = clientKeepAlive = responseStarted = false;
-                status = 0;
-                bodyBytesSent = 0;
-                try {
-                    open = serveOne();
-                } catch (HttpError e) {
-                    open = answer(e);
+            for (boolean open = true; open; ) {
+                // For the first request this counts from the accept (a client that connects
+                // and sends nothing is closed after it); for a later one, from its first byte.
+                client.readDeadline(config.clientHeaderTimeout());
+                open = exchange();
+                if (open && !client.in.hasRemaining()) { // nothing pipelined behind it: idle
+                    client.shrink();
+                    idleNow = idle.await(this, client); // keepalive_timeout runs there
+                    if (idleNow) return;
                 }
-                if (requestLine != null) {
-                    log.access(client.remote, requestLine, status, bodyBytesSent,
-                            request == null ? null : request.headers().first("Referer"),
-                            request == null ? null : request.headers().first("User-Agent"));
-                }
-                request = null; // an idle connection holds nothing of the last exchange
-                requestLine = null;
-                if (open) open = awaitNextRequest();
             }
+        } catch (IOException e) {
+            // the client went away as the connection fell idle
         } finally {
-            if (reset) client.reset();
-            else client.lingeringClose(Config.LINGERING_TIME);
+            if (!idleNow) close();
         }
     }
 
-    /** Keep-alive: wait up to keepalive_timeout for the next request to begin. */
-    private boolean awaitNextRequest() {
-        client.shrink();
+    /** One request and its response, logged; returns whether the connection stays open. */
+    private boolean exchange() {
+        requestLine = null;
+        request = null;
+        requestBodyDone = clientKeepAlive = responseStarted = false;
+        status = 0;
+        bodyBytesSent = 0;
+        boolean open;
         try {
-            if (!client.in.hasRemaining()) { // else the next request is already here (pipelining)
-                client.readDeadline(config.keepaliveTimeout());
-                if (!client.fill()) return false;
+            open = serveOne();
+        } catch (HttpError e) {
+            open = answer(e);
+        }
+        if (requestLine != null) {
+            log.access(client.remote, requestLine, status, bodyBytesSent,
+                    request == null ? null : request.headers().first("Referer"),
+                    request == null ? null : request.headers().first("User-Agent"));
+        }
+        request = null; // an idle connection holds nothing of the last exchange
+        requestLine = null;
+        return open;
+    }
+
+    /** Called by {@link IdleConnections} when the next request begins: serve it on a new thread. */
+    void resume() {
+        Thread.ofVirtual().start(() -> {
+            try {
+                client.channel.configureBlocking(true);
+            } catch (IOException e) {
+                close(); // closed meanwhile
+                return;
             }
-            client.readDeadline(config.clientHeaderTimeout());
-            return true;
-        } catch (IOException e) {
-            return false; // idle too long, or the client went away: close quietly
+            serve();
+        });
+    }
+
+    /** Called by {@link IdleConnections} when keepalive_timeout ran out, or at shutdown. */
+    void closeIdle() {
+        Thread.ofVirtual().start(this::close); // a lingering close may wait: not on the selector's thread
+    }
+
+    Wire wire() {
+        return client;
+    }
+
+    private void close() {
+        try {
+            if (reset) client.reset();
+            else client.lingeringClose(Config.LINGERING_TIME);
+        } finally {
+            onClose.run();
         }
     }
 
@@ -161,7 +201,12 @@ final class ClientConnection {
                 upstreams.failed(up.peer());
                 throw new HttpError(502, "upstream failed: " + e.getMessage(), false);
             }
-            return respond(req, up, resp, clientKeepAlive, upgrade);
+            try {
+                return respond(req, up, resp, clientKeepAlive, upgrade);
+            } catch (RuntimeException | Error e) {
+                up.wire().close(); // never leak the upstream connection, whatever went wrong
+                throw e;
+            }
         }
     }
 

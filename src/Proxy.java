@@ -42,6 +42,7 @@ public final class Proxy implements AutoCloseable {
     private final Log log;
     private final Upstreams upstreams;
     private final BufferPool buffers;
+    private final IdleConnections idle;
     private final Semaphore slots;
     private final List<ServerSocketChannel> listeners = new ArrayList<>();
     private final List<Thread> acceptors = new ArrayList<>();
@@ -68,7 +69,7 @@ public final class Proxy implements AutoCloseable {
         try {
             proxy = new Proxy(config);
         } catch (IOException e) {
-            throw new Config.Invalid("cannot open log: " + e.getMessage());
+            throw new Config.Invalid("cannot start: " + e.getMessage()); // a log file that can't be opened, most likely
         }
         for (InetSocketAddress address : config.listen()) {
             try {
@@ -98,36 +99,52 @@ public final class Proxy implements AutoCloseable {
         this.log = new Log(config);
         this.upstreams = new Upstreams(config);
         this.buffers = new BufferPool(config.bufferMemory());
+        this.idle = new IdleConnections(config.keepaliveTimeout());
         this.slots = new Semaphore(config.maxConnections());
     }
 
     private void accept(ServerSocketChannel server) {
+        long backoff = 0; // ms; after a failed accept, as Go's net/http server: 5 ms doubling to 1 s
         while (server.isOpen()) {
             SocketChannel channel;
             try {
                 channel = server.accept();
+                backoff = 0;
             } catch (ClosedChannelException e) {
                 return;
             } catch (IOException e) {
-                log.error("accept: " + e.getMessage()); // e.g. out of file descriptors: go on
+                // Out of file descriptors, most likely: retrying at once would spin a core and
+                // flood the log. Wait for connections to close, and say so once per wait.
+                backoff = Math.min(backoff == 0 ? 5 : backoff * 2, 1000);
+                log.error("accept: " + e.getMessage() + "; retrying in " + backoff + " ms");
+                try {
+                    Thread.sleep(backoff);
+                } catch (InterruptedException stop) {
+                    return;
+                }
                 continue;
             }
             if (!slots.tryAcquire()) {
                 refuse(channel);
                 continue;
             }
-            Thread.ofVirtual().start(() -> {
-                try {
-                    channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
-                    Wire client = new Wire(channel, CLIENT_BUFFER, config.clientBodyTimeout(), config.sendTimeout());
-                    new ClientConnection(config, upstreams, buffers, log, client).serve();
-                } catch (IOException e) {
-                    closeQuietly(channel); // the client left before we could start
-                } finally {
-                    slots.release();
-                }
-            });
+            Thread.ofVirtual().start(() -> serve(channel));
         }
+    }
+
+    /** A new client connection, on its own virtual thread: holds its slot until it closes. */
+    private void serve(SocketChannel channel) {
+        ClientConnection connection;
+        try {
+            channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
+            Wire client = new Wire(channel, CLIENT_BUFFER, config.clientBodyTimeout(), config.sendTimeout());
+            connection = new ClientConnection(config, upstreams, buffers, idle, log, client, slots::release);
+        } catch (IOException e) {
+            closeQuietly(channel); // the client left before we could start
+            slots.release();
+            return;
+        }
+        connection.serve();
     }
 
     /** Over max_connections: answer 503 if the socket takes it at once, then close. */
@@ -173,5 +190,6 @@ public final class Proxy implements AutoCloseable {
             }
         }
         upstreams.closeIdle();
+        idle.close();
     }
 }

@@ -18,7 +18,14 @@ import java.util.concurrent.ConcurrentHashMap;
 final class Watchdog {
     static final long TICK_MILLIS = 50;
 
-    private static final Set<Wire> WATCHED = ConcurrentHashMap.newKeySet();
+    /** What the watchdog watches: something with deadlines ({@link Wire}). */
+    interface Watched {
+        /** Expires whatever operation is past its deadline at {@code now}. */
+        void expireIfOverdue(long now);
+    }
+
+    private static final Set<Watched> WATCHED = ConcurrentHashMap.newKeySet();
+    private static volatile boolean reported; // an unexpected failure has been printed once
 
     static {
         Thread.ofPlatform().daemon().name("watchdog").start(Watchdog::run);
@@ -26,12 +33,17 @@ final class Watchdog {
 
     private Watchdog() {}
 
-    static void watch(Wire wire) {
-        WATCHED.add(wire);
+    static void watch(Watched w) {
+        WATCHED.add(w);
     }
 
-    static void forget(Wire wire) {
-        WATCHED.remove(wire);
+    static void forget(Watched w) {
+        WATCHED.remove(w);
+    }
+
+    /** How many are watched now (for tests: a closed connection must not stay here). */
+    static int size() {
+        return WATCHED.size();
     }
 
     private static void run() {
@@ -42,8 +54,18 @@ final class Watchdog {
                 return;
             }
             long now = System.nanoTime();
-            for (Wire wire : WATCHED) {
-                if (wire.isOverdue(now)) wire.expire();
+            for (Watched w : WATCHED) {
+                try {
+                    w.expireIfOverdue(now);
+                } catch (RuntimeException | Error e) {
+                    // Whatever it was, it must not end this loop: every timeout of the proxy,
+                    // the slowloris defence among them, depends on it. Said once, with its stack.
+                    if (!reported) {
+                        reported = true;
+                        System.err.println("watchdog: unexpected failure, going on");
+                        e.printStackTrace();
+                    }
+                }
             }
         }
     }

@@ -1,5 +1,7 @@
 import java.io.Closeable;
 import java.io.IOException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
@@ -20,7 +22,7 @@ import java.time.Duration;
  * it scans (every line ends in CRLF; a bare CR or LF is an error, section 2.2) and the size
  * limits, so that no parser ever sees an unbounded or ambiguous line.
  */
-final class Wire implements Closeable {
+final class Wire implements Closeable, Watchdog.Watched {
     /** Thrown when a read or write did not finish before its deadline. */
     static final class Timeout extends IOException {
         Timeout(String what) {
@@ -36,6 +38,9 @@ final class Wire implements Closeable {
         }
     }
 
+    /** The read buffer of an idle connection: none. Never written to (see {@link #release}). */
+    private static final ByteBuffer NONE = ByteBuffer.allocate(0);
+
     final SocketChannel channel;
     final InetSocketAddress remote;
     private final int initialBuffer;
@@ -44,15 +49,30 @@ final class Wire implements Closeable {
     private long readTimeoutNanos;   // each read must finish within this...
     private long fixedReadDeadline;  // ...unless all reads must finish by this instant (0 = none)
     private final long sendTimeoutNanos;
-    private volatile long readDeadline;  // 0 = no read in progress
-    private volatile long writeDeadline; // 0 = no write in progress
+    // The deadline of the read (write) in progress: 0 = none, CLAIMED = the watchdog has
+    // taken it as timed out. Set and cleared with atomic swaps (see expireIfOverdue).
+    private volatile long readDeadline;
+    private volatile long writeDeadline;
     private volatile boolean expired;
+    private static final long CLAIMED = Long.MIN_VALUE;
+    private static final VarHandle READ_DEADLINE;
+    private static final VarHandle WRITE_DEADLINE;
+
+    static {
+        try {
+            MethodHandles.Lookup lookup = MethodHandles.lookup();
+            READ_DEADLINE = lookup.findVarHandle(Wire.class, "readDeadline", long.class);
+            WRITE_DEADLINE = lookup.findVarHandle(Wire.class, "writeDeadline", long.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
 
     Wire(SocketChannel channel, int initialBuffer, Duration readTimeout, Duration sendTimeout) throws IOException {
         this.channel = channel;
         this.remote = (InetSocketAddress) channel.getRemoteAddress();
         this.initialBuffer = initialBuffer;
-        this.in = ByteBuffer.allocate(initialBuffer).flip();
+        this.in = NONE; // made on the first read: a connection that is only written to holds none
         this.readTimeoutNanos = readTimeout.toNanos();
         this.sendTimeoutNanos = sendTimeout.toNanos();
         Watchdog.watch(this);
@@ -71,25 +91,47 @@ final class Wire implements Closeable {
         fixedReadDeadline = nonZero(System.nanoTime() + total.toNanos());
     }
 
-    boolean isOverdue(long now) {
+    /**
+     * Called by the watchdog: if the read or write in progress is past its deadline, claims
+     * it and closes the channel, which wakes the blocked thread. The claim is an atomic swap
+     * of the very deadline that was found overdue: if that operation finished meanwhile
+     * (and the wire went on to its next exchange), the swap fails and nothing is closed. And
+     * an operation that finishes just after the claim reports the timeout itself, since its
+     * channel is being closed under it.
+     */
+    @Override
+    public void expireIfOverdue(long now) {
         long r = readDeadline, w = writeDeadline;
-        return r != 0 && now - r > 0 || w != 0 && now - w > 0;
+        if (r != 0 && r != CLAIMED && now - r > 0) expireRead(r);
+        if (w != 0 && w != CLAIMED && now - w > 0 && WRITE_DEADLINE.compareAndSet(this, w, CLAIMED)) expire();
     }
 
-    /** Called by the watchdog: closing the channel wakes the blocked thread. */
-    void expire() {
+    /** Expires the read whose deadline was {@code seen}, if it is still the one in progress. */
+    boolean expireRead(long seen) {
+        if (!READ_DEADLINE.compareAndSet(this, seen, CLAIMED)) return false;
+        expire();
+        return true;
+    }
+
+    /** The deadline of the read in progress, 0 if none (for tests). */
+    long readDeadlineNow() {
+        return readDeadline;
+    }
+
+    private void expire() {
         expired = true;
         closeQuietly();
     }
 
     private static long nonZero(long t) {
-        return t == 0 ? 1 : t;
+        return t == 0 || t == CLAIMED ? 1 : t;
     }
 
     // ---- reading ---------------------------------------------------------------------
 
     /** Reads more bytes into {@link #in}, growing it if it is full. False at end of stream. */
     boolean fill() throws IOException {
+        if (in == NONE) in = ByteBuffer.allocate(initialBuffer).flip();
         in.compact();
         if (!in.hasRemaining()) {
             // A head that didn't fit the small idle buffer is likely a few KiB (a browser's
@@ -105,23 +147,39 @@ final class Wire implements Closeable {
         }
     }
 
+    /**
+     * For a channel in non-blocking mode: reads what has arrived, without waiting. True if
+     * anything was read, or the peer closed (the next read will see the end of stream).
+     */
+    boolean fillNow() throws IOException {
+        if (in == NONE) in = ByteBuffer.allocate(initialBuffer).flip();
+        in.compact();
+        try {
+            return channel.read(in) != 0;
+        } finally {
+            in.flip();
+        }
+    }
+
     /** The one place that reads from the channel: arms the read deadline around the call. */
     private int channelRead(ByteBuffer dst) throws IOException {
         readDeadline = fixedReadDeadline != 0 ? fixedReadDeadline : nonZero(System.nanoTime() + readTimeoutNanos);
+        int n;
         try {
-            return channel.read(dst);
+            n = channel.read(dst);
         } catch (IOException e) {
+            READ_DEADLINE.setVolatile(this, 0L);
             throw expired ? new Timeout("read from " + remote) : e;
-        } finally {
-            readDeadline = 0;
         }
+        if ((long) READ_DEADLINE.getAndSet(this, 0L) == CLAIMED) throw new Timeout("read from " + remote);
+        return n;
     }
 
     /** Up to {@code max} of the buffered bytes, consumed, as a view of {@link #in} (no copy). */
     ByteBuffer takeBuffered(long max) {
         int n = (int) Math.min(max, in.remaining());
         ByteBuffer piece = in.slice(in.position(), n);
-        in.position(in.position() + n);
+        if (n > 0) in.position(in.position() + n);
         return piece;
     }
 
@@ -216,6 +274,11 @@ final class Wire implements Closeable {
         }
     }
 
+    /** Idle and empty: drop the read buffer; the next read makes a new one. */
+    void release() {
+        if (!in.hasRemaining()) in = NONE;
+    }
+
     /** Once idle and empty, give a grown buffer back so idle connections stay small. */
     void shrink() {
         if (in.capacity() > initialBuffer && in.remaining() <= initialBuffer) {
@@ -231,6 +294,7 @@ final class Wire implements Closeable {
      */
     boolean isStale() {
         if (in.hasRemaining()) return true;
+        if (in == NONE) in = ByteBuffer.allocate(initialBuffer).flip();
         try {
             channel.configureBlocking(false);
             in.compact();
@@ -255,11 +319,13 @@ final class Wire implements Closeable {
             while (left > 0) {
                 writeDeadline = nonZero(System.nanoTime() + sendTimeoutNanos);
                 left -= channel.write(buffers);
+                if ((long) WRITE_DEADLINE.getAndSet(this, 0L) == CLAIMED) throw new Timeout("write to " + remote);
             }
+        } catch (Timeout e) {
+            throw e;
         } catch (IOException e) {
+            WRITE_DEADLINE.setVolatile(this, 0L);
             throw expired ? new Timeout("write to " + remote) : e;
-        } finally {
-            writeDeadline = 0;
         }
     }
 
