@@ -181,13 +181,13 @@ final class ClientConnection {
                 sendRequest(up, body, upstreamHead);
                 resp = readResponseHead(up, req);
             } catch (HttpError e) {
-                up.wire().close(); // a bad response head, or a bad request body (400, 413)
+                up.close(); // a bad response head, or a bad request body (400, 413)
                 throw e;
             } catch (RuntimeException | Error e) {
-                up.wire().close(); // e.g. out of direct memory: never leak the connection
+                up.close(); // e.g. out of direct memory: never leak the connection
                 throw e;
             } catch (IOException e) {
-                up.wire().close();
+                up.close();
                 if (e instanceof Wire.Timeout) {
                     upstreams.failed(up.peer());
                     throw new HttpError(504, "upstream timed out: " + e.getMessage(), false);
@@ -204,7 +204,7 @@ final class ClientConnection {
             try {
                 return respond(req, up, resp, clientKeepAlive, upgrade);
             } catch (RuntimeException | Error e) {
-                up.wire().close(); // never leak the upstream connection, whatever went wrong
+                up.close(); // never leak the upstream connection, whatever went wrong
                 throw e;
             }
         }
@@ -233,13 +233,13 @@ final class ClientConnection {
         try {
             Relay.copy(client, body, up.wire(), body, ByteBuffer.wrap(head), config.clientMaxBodySize(), buffers);
         } catch (Relay.ReadFailed e) {
-            up.wire().close(); // never let the upstream see a truncated body as complete
+            up.close(); // never let the upstream see a truncated body as complete
             throw HttpError.abort("reading request body: " + e.getMessage());
         } catch (HttpError e) {
-            up.wire().close();
+            up.close();
             throw e;
         } catch (Relay.WriteFailed e) {
-            up.wire().close();
+            up.close();
             if (e.getCause() instanceof Wire.Timeout timeout) throw timeout; // 504 (send_timeout)
             if (!body.isEmpty()) throw new HttpError(502, "sending request body: " + e.getMessage(), true);
             throw e; // nothing of the client's is lost: the caller may retry
@@ -273,7 +273,7 @@ final class ClientConnection {
         try {
             in = HttpParser.responseBody(resp, req.method());
         } catch (HttpError e) {
-            up.wire().close();
+            up.close();
             throw e;
         }
         // The upstream connection may carry another request only if this exchange ends
@@ -288,7 +288,7 @@ final class ClientConnection {
         try {
             bodyBytesSent = Relay.copy(up.wire(), in, client, out, head, 0, buffers);
         } catch (IOException | HttpError e) {
-            up.wire().close();
+            up.close();
             // The head waits to go out with the first piece of the body: if the body was bad
             // before any of the head was written, the client can still get a 502.
             responseStarted = head.position() > 0;
@@ -305,22 +305,22 @@ final class ClientConnection {
         // Bytes after the end of the response are not ours to forward, and make the
         // connection unusable: whatever they are, they would be read as the next response.
         if (reusable && !up.wire().in.hasRemaining()) upstreams.release(up);
-        else up.wire().close();
+        else up.close();
         return keepAlive;
     }
 
     /** 101: check the upstream agreed to what was asked, then tunnel bytes both ways. */
     private void switchProtocols(Upstreams.Connection up, HttpParser.Response resp, String upgrade) throws HttpError {
         if (upgrade == null) {
-            up.wire().close();
+            up.close();
             throw new HttpError(502, "101 Switching Protocols without an upgrade request", true);
         }
         if (!upgrade.equalsIgnoreCase(resp.headers().first("Upgrade"))) {
-            up.wire().close(); // RFC 9110 7.8: the server switches to a protocol the client named
+            up.close(); // RFC 9110 7.8: the server switches to a protocol the client named
             throw new HttpError(502, "101 to a protocol that was not asked for", true);
         }
         if (upgrade.equalsIgnoreCase("websocket") && !resp.headers().has("Sec-WebSocket-Accept")) {
-            up.wire().close(); // RFC 6455 4.1: the handshake is not complete without it
+            up.close(); // RFC 6455 4.1: the handshake is not complete without it
             throw new HttpError(502, "WebSocket 101 without Sec-WebSocket-Accept", true);
         }
         responseStarted = true;
@@ -329,7 +329,7 @@ final class ClientConnection {
             Tunnel.run(client, up.wire(), config.readTimeout(), buffers);
             upstreams.succeeded(up.peer());
         } finally {
-            up.wire().close();
+            up.close();
         }
     }
 

@@ -35,6 +35,7 @@ record Config(
         Duration clientBodyTimeout,
         Duration keepaliveTimeout,
         int upstreamKeepalive,
+        Duration upstreamKeepaliveTimeout,
         int maxFails,
         Duration failTimeout,
         long clientMaxBodySize, // 0 = unlimited
@@ -87,6 +88,7 @@ record Config(
         d.put("client_body_timeout", "60s");
         d.put("keepalive_timeout", "65s");
         d.put("upstream_keepalive", "32");
+        d.put("upstream_keepalive_timeout", "60s");
         d.put("max_fails", "1");
         d.put("fail_timeout", "10s");
         d.put("client_max_body_size", "1m");
@@ -147,6 +149,7 @@ record Config(
                 in.duration("client_body_timeout"),
                 in.duration("keepalive_timeout"),
                 in.count("upstream_keepalive", 0),
+                in.duration("upstream_keepalive_timeout"),
                 in.count("max_fails", 0),
                 in.duration("fail_timeout"),
                 in.size("client_max_body_size", 0, Long.MAX_VALUE),

@@ -2,6 +2,7 @@ import java.io.IOException;
 import java.net.SocketTimeoutException;
 import java.net.StandardSocketOptions;
 import java.nio.channels.SocketChannel;
+import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
@@ -18,9 +19,15 @@ import java.util.List;
  *     {@code fail_timeout} take a server out of the choice for {@code fail_timeout}.
  *     0 disables it. When every server is out, the least recently failed one is tried
  *     anyway rather than refusing without trying.
- * <li>Pool: up to {@code upstream_keepalive} idle connections per server, newest first.
- *     A connection goes back only after an exchange that ended cleanly, and is checked
- *     without blocking before reuse (the server may have closed it meanwhile).
+ * <li>Pool: idle connections per server, newest first, in step with demand (as HAProxy
+ *     keeps them): as many as were in use at once lately, at least {@code upstream_keepalive}.
+ *     A steady load of a thousand concurrent requests thus finds a thousand connections
+ *     ready, instead of opening hundreds a second, each a SYN the server's listen queue may
+ *     drop (a second's wait for the retry). Once a second, connections idle longer than
+ *     {@code upstream_keepalive_timeout}, and those beyond the demand of the last
+ *     {@link #DEMAND_WINDOW}, are closed, the longest idle first. A connection goes back
+ *     only after an exchange that ended cleanly, and is checked without blocking before
+ *     reuse (the server may have closed it meanwhile).
  * </ul>
  */
 final class Upstreams {
@@ -31,22 +38,108 @@ final class Upstreams {
         private volatile int fails;
         private long windowStart;  // nanoTime of the first failure counted in fails
         private volatile long downUntil; // nanoTime until which the server is out; 0 = up
-        private final Deque<Wire> idle = new ArrayDeque<>();
+        private final Deque<Idle> idle = new ArrayDeque<>(); // newest first
+        private int lent;       // connections out of the pool now
+        private int demand;     // the most lent at once in this demand window
+        private int lastDemand; // ... and in the window before
 
         Peer(Config.Server server) {
             this.server = server;
         }
     }
 
-    /** A connection to a server, and whether it was reused from the pool. */
-    record Connection(Peer peer, Wire wire, boolean reused) {}
+    private record Idle(Wire wire, long since) {}
+
+    /**
+     * A connection lent for one exchange, and whether it came from the pool. It ends either
+     * way: given back with {@link Upstreams#release} or closed with {@link #close}.
+     */
+    final class Connection {
+        private final Peer peer;
+        private final Wire wire;
+        private final boolean reused;
+        private boolean ended;
+
+        private Connection(Peer peer, Wire wire, boolean reused) {
+            this.peer = peer;
+            this.wire = wire;
+            this.reused = reused;
+            synchronized (Upstreams.this) {
+                peer.demand = Math.max(peer.demand, ++peer.lent);
+            }
+        }
+
+        Peer peer() {
+            return peer;
+        }
+
+        Wire wire() {
+            return wire;
+        }
+
+        boolean reused() {
+            return reused;
+        }
+
+        /** Closes the connection: it can't carry another exchange. Safe to call again. */
+        void close() {
+            wire.close();
+            end();
+        }
+
+        private boolean end() {
+            synchronized (Upstreams.this) {
+                if (ended) return false;
+                ended = true;
+                peer.lent--;
+                return true;
+            }
+        }
+    }
+
+    /** How often idle connections are looked over; the demand remembered is that of the last two. */
+    static final Duration DEMAND_WINDOW = Duration.ofSeconds(10);
 
     private final Config config;
     private final List<Peer> peers = new ArrayList<>();
+    private final Thread maintenance;
+    private long windowStart = System.nanoTime();
 
     Upstreams(Config config) {
         this.config = config;
         for (Config.Server s : config.upstream()) peers.add(new Peer(s));
+        maintenance = Thread.ofVirtual().name("upstream pool").start(this::maintain);
+    }
+
+    /** Once a second: closes the idle connections that are too old or more than demand needs. */
+    private void maintain() {
+        try {
+            while (true) {
+                Thread.sleep(1000);
+                List<Wire> expired = expire(System.nanoTime());
+                expired.forEach(Wire::close);
+            }
+        } catch (InterruptedException e) {
+            // closeIdle: shutting down
+        }
+    }
+
+    synchronized List<Wire> expire(long now) {
+        boolean newWindow = now - windowStart >= DEMAND_WINDOW.toNanos();
+        if (newWindow) windowStart = now;
+        List<Wire> out = new ArrayList<>();
+        long maxIdle = config.upstreamKeepaliveTimeout().toNanos();
+        for (Peer p : peers) {
+            int keep = Math.max(config.upstreamKeepalive(), Math.max(p.demand, p.lastDemand) - p.lent);
+            while (!p.idle.isEmpty() && (p.idle.size() > keep || now - p.idle.peekLast().since() > maxIdle)) {
+                out.add(p.idle.pollLast().wire());
+            }
+            if (newWindow) {
+                p.lastDemand = p.demand;
+                p.demand = p.lent;
+            }
+        }
+        return out;
     }
 
     /** Picks the next server, skipping the ones already tried for this request; null if none is left. */
@@ -73,13 +166,13 @@ final class Upstreams {
     /** A pooled connection to the peer if a usable one is idle (and {@code pooled}), else a new one. */
     Connection connect(Peer peer, boolean pooled) throws IOException {
         while (pooled) {
-            Wire idle;
+            Idle idle;
             synchronized (this) {
                 idle = peer.idle.pollFirst();
             }
             if (idle == null) break;
-            if (!idle.isStale()) return new Connection(peer, idle, true);
-            idle.close();
+            if (!idle.wire().isStale()) return new Connection(peer, idle.wire(), true);
+            idle.wire().close();
         }
         SocketChannel channel = SocketChannel.open();
         try {
@@ -97,15 +190,20 @@ final class Upstreams {
         }
     }
 
-    /** Gives a connection whose exchange ended cleanly back to the pool, or closes it. */
+    /**
+     * Gives a connection whose exchange ended cleanly back to the pool, or closes it: with
+     * upstream_keepalive = 0, or when the pool already holds what demand needs.
+     */
     void release(Connection c) {
         Wire w = c.wire();
-        w.shrink();
+        w.release();
         synchronized (this) {
-            if (config.upstreamKeepalive() > 0) {
-                c.peer().idle.addFirst(w);
-                if (c.peer().idle.size() <= config.upstreamKeepalive()) return;
-                w = c.peer().idle.pollLast(); // the pool is full: close the oldest
+            if (!c.end()) return; // already ended
+            Peer p = c.peer();
+            int keep = Math.max(config.upstreamKeepalive(), Math.max(p.demand, p.lastDemand) - p.lent);
+            if (config.upstreamKeepalive() > 0 && p.idle.size() < keep) {
+                p.idle.addFirst(new Idle(w, System.nanoTime()));
+                return;
             }
         }
         w.close();
@@ -136,8 +234,9 @@ final class Upstreams {
 
     /** Closes every idle connection (at shutdown). */
     synchronized void closeIdle() {
+        maintenance.interrupt();
         for (Peer p : peers) {
-            p.idle.forEach(Wire::close);
+            p.idle.forEach(i -> i.wire().close());
             p.idle.clear();
         }
     }
