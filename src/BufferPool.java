@@ -26,7 +26,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * its buffer back before it waits on a peer that sends slowly, so a thousand slow clients
  * hold no buffers at all while they dawdle (see Relay.Source).
  */
-final class BufferPool {
+class BufferPool {
     static final int SMALL = 64 * 1024;
     static final int LARGE = 1024 * 1024;
 
@@ -86,6 +86,11 @@ final class BufferPool {
         (b.capacity() == LARGE ? large : small).offer(b.clear());
     }
 
+    /** The allocation itself (tests make it fail). */
+    ByteBuffer allocate(int size) {
+        return ByteBuffer.allocateDirect(size);
+    }
+
     /** Makes a buffer if the budget allows it; counted first, so concurrent takers can't overshoot. */
     private ByteBuffer make(int size) {
         if (made.addAndGet(size) > budget) {
@@ -93,7 +98,7 @@ final class BufferPool {
             return null;
         }
         try {
-            return ByteBuffer.allocateDirect(size);
+            return allocate(size);
         } catch (OutOfMemoryError e) {
             // The JVM's own direct-memory limit is below our budget (-XX:MaxDirectMemorySize
             // set small): do without, and don't count what was never made.

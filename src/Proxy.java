@@ -65,9 +65,14 @@ public final class Proxy implements AutoCloseable {
 
     /** Binds every listen address and starts accepting; throws Invalid if one can't be bound. */
     static Proxy start(Config config) throws Config.Invalid {
+        return start(config, new BufferPool(config.bufferMemory()));
+    }
+
+    /** Starts with the given buffer pool (tests give one that fails on purpose). */
+    static Proxy start(Config config, BufferPool buffers) throws Config.Invalid {
         Proxy proxy;
         try {
-            proxy = new Proxy(config);
+            proxy = new Proxy(config, buffers);
         } catch (IOException e) {
             throw new Config.Invalid("cannot start: " + e.getMessage()); // a log file that can't be opened, most likely
         }
@@ -94,11 +99,11 @@ public final class Proxy implements AutoCloseable {
         return proxy;
     }
 
-    private Proxy(Config config) throws IOException {
+    private Proxy(Config config, BufferPool buffers) throws IOException {
         this.config = config;
         this.log = new Log(config);
         this.upstreams = new Upstreams(config);
-        this.buffers = new BufferPool(config.bufferMemory());
+        this.buffers = buffers;
         this.idle = new IdleConnections(config.keepaliveTimeout());
         this.slots = new Semaphore(config.maxConnections());
     }
@@ -164,6 +169,14 @@ public final class Proxy implements AutoCloseable {
         } catch (IOException ignored) {
             // nothing left to do
         }
+    }
+
+    BufferPool buffers() {
+        return buffers;
+    }
+
+    IdleConnections idle() {
+        return idle;
     }
 
     /** The addresses actually bound (with the real port when the configuration said 0). */

@@ -47,13 +47,18 @@ final class TestSupport {
 
     /** Starts a proxy on 127.0.0.1:0 in front of 127.0.0.1:upstreamPort; extra key/value pairs override. */
     static Proxy proxy(int upstreamPort, String... keyValues) throws Exception {
+        return Proxy.start(config(upstreamPort, keyValues));
+    }
+
+    /** The configuration {@link #proxy} starts with. */
+    static Config config(int upstreamPort, String... keyValues) throws Exception {
         Map<String, String> c = new LinkedHashMap<>();
         c.put("listen", "127.0.0.1:0");
         c.put("upstream", "127.0.0.1:" + upstreamPort);
         c.put("access_log", "off");
         c.put("error_log", Files.createTempFile("proxy-error", ".log").toString());
         for (int i = 0; i < keyValues.length; i += 2) c.put(keyValues[i], keyValues[i + 1]);
-        return Proxy.start(Config.from(c, "test"));
+        return Config.from(c, "test");
     }
 
     static int port(Proxy p) {
