@@ -1,16 +1,20 @@
 import java.io.IOException;
 import java.net.BindException;
 import java.net.InetSocketAddress;
+import java.net.URISyntaxException;
 import java.net.StandardSocketOptions;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Semaphore;
+import java.util.jar.JarEntry;
+import java.util.jar.JarFile;
 
 /**
  * A reverse proxy for HTTP/1.1, the job nginx does in front of a Flask app: the entry point.
@@ -70,6 +74,7 @@ public final class Proxy implements AutoCloseable {
 
     /** Starts with the given buffer pool (tests give one that fails on purpose). */
     static Proxy start(Config config, BufferPool buffers) throws Config.Invalid {
+        loadClasses();
         Proxy proxy;
         try {
             proxy = new Proxy(config, buffers);
@@ -97,6 +102,36 @@ public final class Proxy implements AutoCloseable {
                     .map(Config.Server::hostPort).toList());
         }
         return proxy;
+    }
+
+    /**
+     * Loads all of the proxy's classes now, before the first connection. A class is read
+     * from disk when first used, which takes a file descriptor: out of descriptors, the
+     * class can't be loaded, and the JVM remembers that failure for good (JVMS 5.4.3), so a
+     * proxy that ran out once would fail every request after. Classes already loaded need
+     * no descriptor (the JDK's own come from its image, mapped at start).
+     */
+    private static void loadClasses() throws Config.Invalid {
+        try {
+            Path home = Path.of(Proxy.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+            List<String> names = new ArrayList<>();
+            if (Files.isDirectory(home)) {
+                try (var files = Files.list(home)) {
+                    files.map(f -> f.getFileName().toString()).forEach(names::add);
+                }
+            } else {
+                try (JarFile jar = new JarFile(home.toFile())) {
+                    jar.stream().map(JarEntry::getName).forEach(names::add);
+                }
+            }
+            for (String name : names) {
+                if (name.endsWith(".class") && !name.contains("/")) {
+                    Class.forName(name.substring(0, name.length() - 6), false, Proxy.class.getClassLoader());
+                }
+            }
+        } catch (IOException | URISyntaxException | ClassNotFoundException | RuntimeException e) {
+            throw new Config.Invalid("cannot load the proxy's classes: " + e);
+        }
     }
 
     private Proxy(Config config, BufferPool buffers) throws IOException {
@@ -144,8 +179,11 @@ public final class Proxy implements AutoCloseable {
             channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
             Wire client = new Wire(channel, CLIENT_BUFFER, config.clientBodyTimeout(), config.sendTimeout());
             connection = new ClientConnection(config, upstreams, buffers, idle, log, client, slots::release);
-        } catch (IOException e) {
-            closeQuietly(channel); // the client left before we could start
+        } catch (IOException | RuntimeException | Error e) {
+            // The client left before we could start, or something unexpected failed (out
+            // of file descriptors, a class can't be loaded): this connection ends, cleanly.
+            if (!(e instanceof IOException)) log.error("serving " + channel + ": " + e);
+            closeQuietly(channel);
             slots.release();
             return;
         }
