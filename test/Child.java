@@ -114,13 +114,18 @@ final class Child implements AutoCloseable {
         return b.toString();
     }
 
-    /** Kills the process and all its descendants (SIGKILL), and waits until each has gone. */
+    /**
+     * Kills the process and all its descendants (SIGKILL), and waits until each has gone.
+     * If the process leads a process group of its own (started through {@code setsid}), the
+     * whole group is killed at once first: that also reaches a process started in between.
+     */
     @Override
     public void close() {
         // Snapshot the descendants first: once their parent dies they are reparented to
         // init and no longer found through it.
         List<ProcessHandle> all = new java.util.ArrayList<>(process.descendants().toList());
         all.add(process.toHandle());
+        if (process.isAlive() && leadsItsProcessGroup(process.pid())) killGroup(process.pid());
         for (ProcessHandle p : all) p.destroyForcibly();
         try {
             process.getOutputStream().close(); // our end of its stdin
@@ -133,6 +138,30 @@ final class Child implements AutoCloseable {
             } catch (Exception e) {
                 throw new AssertionError("process " + p.pid() + " of `" + name + "` did not die", e);
             }
+        }
+    }
+
+    /** Whether the process's group id is its own pid (field 5 of /proc/PID/stat, Linux). */
+    private static boolean leadsItsProcessGroup(long pid) {
+        try {
+            String stat = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/" + pid + "/stat"));
+            String[] after = stat.substring(stat.lastIndexOf(')') + 2).split(" "); // state ppid pgrp ...
+            return Long.parseLong(after[2]) == pid;
+        } catch (IOException | RuntimeException e) {
+            return false; // gone already, or not Linux: the descendants are killed one by one
+        }
+    }
+
+    /** kill -KILL -- -PGID: java.lang.Process has no way to signal a group. */
+    private static void killGroup(long pgid) {
+        try {
+            Process kill = new ProcessBuilder("kill", "-KILL", "--", "-" + pgid).redirectErrorStream(true).start();
+            kill.getInputStream().readAllBytes();
+            kill.waitFor(5, TimeUnit.SECONDS);
+        } catch (IOException e) {
+            // no kill(1): the descendants are still killed one by one
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 
