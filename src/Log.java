@@ -12,19 +12,27 @@ import java.util.Locale;
  * The access log (nginx's "combined" format, so goaccess and friends can read it) and the
  * error log. Each line is written whole and at once, as nginx does.
  */
-final class Log {
+final class Log implements AutoCloseable {
     private static final DateTimeFormatter LOCAL_TIME = DateTimeFormatter.ofPattern("dd/MMM/yyyy:HH:mm:ss Z", Locale.US);
 
     private final PrintStream access; // null when access_log is off
     private final PrintStream errors;
+    private final boolean accessIsFile, errorsIsFile; // opened here, so closed here
 
     Log(Config config) throws IOException {
+        this.accessIsFile = !config.accessLog().equals("off") && !config.accessLog().equals("-");
+        this.errorsIsFile = !config.errorLog().equals("-");
         this.access = switch (config.accessLog()) {
             case "off" -> null;
             case "-" -> new PrintStream(new FileOutputStream(java.io.FileDescriptor.out), false, StandardCharsets.UTF_8);
             default -> open(config.accessLog());
         };
-        this.errors = config.errorLog().equals("-") ? System.err : open(config.errorLog());
+        try {
+            this.errors = errorsIsFile ? open(config.errorLog()) : System.err;
+        } catch (IOException e) {
+            if (accessIsFile) access.close(); // don't leak the one that did open
+            throw e;
+        }
     }
 
     private static PrintStream open(String path) throws IOException {
@@ -53,6 +61,26 @@ final class Log {
         synchronized (errors) {
             errors.print(line);
             errors.flush();
+        }
+    }
+
+    /**
+     * Flushes both logs and closes the files this Log opened. Standard output and standard
+     * error are only flushed: they belong to the process, which may still print to them
+     * (and a second proxy in the same JVM may still log there). A line logged after this
+     * by a connection still finishing is dropped (PrintStream ignores writes once closed).
+     */
+    @Override
+    public void close() {
+        if (access != null) {
+            synchronized (access) {
+                if (accessIsFile) access.close();
+                else access.flush();
+            }
+        }
+        synchronized (errors) {
+            if (errorsIsFile) errors.close();
+            else errors.flush();
         }
     }
 

@@ -230,7 +230,10 @@ public final class Proxy implements AutoCloseable {
         return out;
     }
 
-    /** Stops accepting and closes idle upstream connections; connections in flight finish. */
+    /**
+     * Stops accepting, closes idle upstream connections and the log files; connections in
+     * flight finish (what they still log after this is dropped).
+     */
     @Override
     public void close() {
         for (ServerSocketChannel s : listeners) {
@@ -242,5 +245,6 @@ public final class Proxy implements AutoCloseable {
         }
         upstreams.closeIdle();
         idle.close();
+        log.close();
     }
 }

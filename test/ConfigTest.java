@@ -89,7 +89,7 @@ class ConfigTest {
 
     @Test
     void aBadFileStopsTheProgramAtOnceWithOneMessage() throws Exception {
-        Path bad = Files.createTempFile("bad", ".properties");
+        Path bad = Files.createTempFile(TestSupport.TEMP, "bad", ".properties");
         Files.writeString(bad, "listen = 127.0.0.1:0\nkeepalive_timeot = 5s\n");
         var run = run(bad);
         assertNotEquals(0, run.exit());
@@ -99,7 +99,7 @@ class ConfigTest {
     @Test
     void aPortInUseStopsTheProgramAtOnce() throws Exception {
         try (ServerSocket taken = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            Path conf = Files.createTempFile("busy", ".properties");
+            Path conf = Files.createTempFile(TestSupport.TEMP, "busy", ".properties");
             Files.writeString(conf, "listen = 127.0.0.1:" + taken.getLocalPort() + "\n");
             var run = run(conf);
             assertNotEquals(0, run.exit());
@@ -113,7 +113,12 @@ class ConfigTest {
     static Run run(Path conf) throws Exception {
         Process p = new ProcessBuilder(TutorialTest.java(), "-cp", "out", "Proxy", conf.toString())
                 .redirectErrorStream(true).start();
-        assertTrue(p.waitFor(20, TimeUnit.SECONDS), "the program stopped by itself");
-        return new Run(p.exitValue(), new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8));
+        p.getOutputStream().close(); // it reads no input
+        try (var out = p.getInputStream()) {
+            assertTrue(p.waitFor(20, TimeUnit.SECONDS), "the program stopped by itself");
+            return new Run(p.exitValue(), new String(out.readAllBytes(), StandardCharsets.UTF_8));
+        } finally {
+            p.destroyForcibly(); // a program that did not stop must not outlive the test
+        }
     }
 }

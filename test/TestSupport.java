@@ -45,6 +45,31 @@ final class TestSupport {
 
     // ---- the proxy ------------------------------------------------------------------
 
+    /**
+     * The one directory for the files tests write (each in-process proxy's error log, the
+     * configuration files of child processes), deleted with them when the test JVM exits.
+     */
+    static final Path TEMP = tempDirectory("proxy-test");
+
+    /** A new temporary directory, deleted with what it holds when the JVM exits. */
+    static Path tempDirectory(String prefix) {
+        try {
+            Path dir = Files.createTempDirectory(prefix);
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> deleteTree(dir)));
+            return dir;
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    static void deleteTree(Path dir) {
+        try (var paths = Files.walk(dir)) {
+            paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (IOException ignored) {
+            // already gone
+        }
+    }
+
     /** Starts a proxy on 127.0.0.1:0 in front of 127.0.0.1:upstreamPort; extra key/value pairs override. */
     static Proxy proxy(int upstreamPort, String... keyValues) throws Exception {
         return Proxy.start(config(upstreamPort, keyValues));
@@ -56,7 +81,7 @@ final class TestSupport {
         c.put("listen", "127.0.0.1:0");
         c.put("upstream", "127.0.0.1:" + upstreamPort);
         c.put("access_log", "off");
-        c.put("error_log", Files.createTempFile("proxy-error", ".log").toString());
+        c.put("error_log", Files.createTempFile(TEMP, "error", ".log").toString());
         for (int i = 0; i < keyValues.length; i += 2) c.put(keyValues[i], keyValues[i + 1]);
         return Config.from(c, "test");
     }
