@@ -240,6 +240,8 @@ final class TestSupport {
         final BlockingQueue<Received> received = new LinkedBlockingQueue<>();
         final AtomicInteger connections = new AtomicInteger();
         final List<Socket> sockets = new CopyOnWriteArrayList<>();
+        /** The ids of the connections whose serving has ended (closed by either side), in order. */
+        final BlockingQueue<Integer> ended = new LinkedBlockingQueue<>();
         volatile Handler handler;
 
         Backend() throws IOException {
@@ -254,6 +256,13 @@ final class TestSupport {
 
         int port() {
             return server.getLocalPort();
+        }
+
+        /** The id of the next connection to end, waiting at most WAIT: an event, not a poll. */
+        int nextEnded() throws InterruptedException {
+            Integer id = ended.poll(WAIT.toMillis(), TimeUnit.MILLISECONDS);
+            if (id == null) throw new AssertionError("no upstream connection ended");
+            return id;
         }
 
         /** The next request received, waiting at most WAIT. */
@@ -293,6 +302,8 @@ final class TestSupport {
                 }
             } catch (Exception e) {
                 // the proxy closed or reset the connection: the test decides what that means
+            } finally {
+                ended.add(id);
             }
         }
 
