@@ -437,9 +437,9 @@ class HostileTest {
     /**
      * Each response ends with its head: no body bytes after it and no FIN, so if the proxy
      * wrongly pooled the connection, nothing would make its stale check discard it; only the
-     * proxy's own decision keeps it out of the pool. (The rows rejected in the middle of the
-     * head, bare LF, CR in value and the 64 KiB head, leave the rest of it unread, which the
-     * stale check would also catch.)
+     * proxy's own decision keeps it out of the pool. (The rows that the head scanner itself
+     * rejects, CR in value, bare LF and the 64 KiB head, leave their bytes unread in the
+     * buffer, which the stale check would also catch.)
      */
     static Stream<Arguments> badUpstreamHeads() {
         return Stream.of(
