@@ -28,8 +28,6 @@ final class ClientConnection {
     /** Methods whose request may be sent again on a fresh connection (RFC 9110 9.2.2). */
     private static final Set<String> IDEMPOTENT = Set.of("GET", "HEAD", "OPTIONS", "PUT", "DELETE");
 
-    private static final Wire.HeadLimits RESPONSE_LIMITS =
-            new Wire.HeadLimits(false, Config.MAX_RESPONSE_HEAD, 502, Config.MAX_RESPONSE_HEAD, 502);
     private static final byte[] CONTINUE = "HTTP/1.1 100 Continue\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1);
 
     private final Config config;
@@ -60,7 +58,7 @@ final class ClientConnection {
         this.log = log;
         this.client = client;
         this.onClose = onClose;
-        this.requestLimits = new Wire.HeadLimits(true, config.maxRequestLine(), 414, config.maxHeaderSize(), 431);
+        this.requestLimits = Wire.HeadLimits.request(config);
     }
 
     /**
@@ -252,7 +250,7 @@ final class ClientConnection {
             throws IOException, HttpError {
         for (int interim = 0; ; interim++) {
             if (interim > Config.MAX_INTERIM_RESPONSES) throw new HttpError(502, "too many 1xx responses", true);
-            byte[] head = up.wire().readHead(RESPONSE_LIMITS);
+            byte[] head = up.wire().readHead(Wire.HeadLimits.RESPONSE);
             if (head == null) throw new EOFException("upstream closed the connection without a response");
             HttpParser.Response resp = HttpParser.parseResponse(head);
             if (resp.status() >= 200 || resp.status() == 101) return resp;

@@ -32,6 +32,18 @@ final class Wire implements Closeable, Watchdog.Watched {
 
     /** The limits for one kind of head, and the status to answer when one is exceeded. */
     record HeadLimits(boolean request, int firstLine, int firstLineStatus, int total, int totalStatus) {
+        /** A response head over {@link Config#MAX_RESPONSE_HEAD} is the upstream's fault: 502. */
+        static final HeadLimits RESPONSE = new HeadLimits(false, Config.MAX_RESPONSE_HEAD, 502, Config.MAX_RESPONSE_HEAD, 502);
+
+        /**
+         * A request line over max_request_line is 414 (RFC 9110 15.5.15); a head over
+         * max_header_size is 431 (RFC 6585 5). Built here, once, so that the tests read heads
+         * with the very limits the proxy uses.
+         */
+        static HeadLimits request(Config config) {
+            return new HeadLimits(true, config.maxRequestLine(), 414, config.maxHeaderSize(), 431);
+        }
+
         /** The status for a malformed head: the client's fault (400) or the upstream's (502). */
         int badStatus() {
             return request ? 400 : 502;

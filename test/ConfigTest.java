@@ -4,11 +4,13 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -23,8 +25,9 @@ class ConfigTest {
     @Test
     void shippedFileIsTheTutorialSetupAndDocumentsEveryKey() throws Exception {
         Config shipped = Config.load(Path.of("conf/proxy.properties"));
-        Config defaults = Config.from(Map.of(), "defaults");
-        assertEquals(defaults.upstream(), shipped.upstream());
+        // Literal values: the tutorial's Flask app on 127.0.0.1:5000, weight 1 (not whatever
+        // the defaults say, which would follow the code under test wherever it went).
+        assertEquals(List.of(new Config.Server(new InetSocketAddress("127.0.0.1", 5000), 1)), shipped.upstream());
         assertEquals(Duration.ofSeconds(90), shipped.readTimeout());
         assertEquals(Duration.ofSeconds(65), shipped.keepaliveTimeout());
         assertEquals(1 << 20, shipped.clientMaxBodySize());

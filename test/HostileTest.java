@@ -10,13 +10,11 @@ import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.net.Socket;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -54,20 +52,9 @@ class HostileTest {
         return "GET / HTTP/1.1\r\nHost: a\r\n" + fieldLines + "\r\n\r\n";
     }
 
-    /** Waits, within {@link TestSupport#WAIT}, for a condition that another thread makes true. */
-    static void await(BooleanSupplier condition, String what) {
-        long end = System.nanoTime() + TestSupport.WAIT.toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() - end > 0) throw new AssertionError("timed out waiting until " + what);
-            Thread.yield();
-        }
-    }
-
-    /** Waits until the backend has seen at least {@code n} connections and all of them ended. */
-    static void awaitUpstreamConnectionsClosed(TestSupport.Backend backend, int n) {
-        await(() -> backend.connections.get() >= n, n + " upstream connection(s) were accepted");
-        await(() -> backend.sockets.size() >= n && backend.sockets.stream().allMatch(Socket::isClosed),
-                "every upstream connection was closed (and the backend done reading it)");
+    /** Waits (on the backend's events, within {@link TestSupport#WAIT}) until {@code n} upstream connections ended. */
+    static void awaitUpstreamConnectionsClosed(TestSupport.Backend backend, int n) throws InterruptedException {
+        for (int i = 0; i < n; i++) backend.nextEnded();
     }
 
     /**
@@ -75,6 +62,12 @@ class HostileTest {
      * and only thing the upstream received, on upstream connection {@code connection}.
      * Anything the proxy had forwarded before (a canary, a smuggled request) on a pooled
      * connection would be read by the backend before the sentinel.
+     *
+     * <p>Where {@code connection} is a pooled one, call this only once the proxy has
+     * certainly released it: a connection goes back to the pool after the response was
+     * written, so that is certain only once the client got a later response (or the error
+     * that ended its connection) from the same thread. Otherwise use the same client
+     * connection for the next request.
      */
     static void assertOnlySentinelFollows(TestSupport.Backend backend, Proxy proxy, int connection) throws Exception {
         var resp = TestSupport.exchange(TestSupport.port(proxy), SENTINEL);
@@ -93,7 +86,10 @@ class HostileTest {
         };
     }
 
-    /** Writes these bytes, then half-closes: the backend keeps reading, so a reuse would show. */
+    /**
+     * Writes these bytes, then half-closes: the FIN ends a close-delimited body. The backend
+     * keeps reading, so it sees when the proxy closes its end ({@link TestSupport.Backend#ended}).
+     */
     static TestSupport.Handler writeThenHalfClose(String bytes) {
         return (r, out, s) -> {
             out.write(TestSupport.bytes(bytes));
@@ -178,7 +174,8 @@ class HostileTest {
                 head("CR in value", getWith("X: a\rb"), 400),
                 head("NUL in value", getWith("X: a\u0000b"), 400),
                 head("bare-LF request", "GET / HTTP/1.1\nHost: a\n\n", 400),
-                head("X: a\\nTransfer-Encoding: chunked", postWith("X: a\nTransfer-Encoding: chunked", "0\r\n\r\n"), 400),
+                head("X: a\\nTransfer-Encoding: chunked (head scanning: bare LF)",
+                        postWith("X: a\nTransfer-Encoding: chunked", "0\r\n\r\n"), 400),
                 head("\\r\\r\\n terminators", "GET / HTTP/1.1\r\r\nHost: a\r\r\n\r\r\n", 400),
                 head("Transfer-Encoding: \\xa0chunked", postWith("Transfer-Encoding: \u00a0chunked", "0\r\n\r\n"), 400),
                 head("content-length:\\x0c3", postWith("content-length:\u000c3", "abc"), 400),
@@ -211,9 +208,9 @@ class HostileTest {
                         "POST / HTTP/1.1\r\n Transfer-Encoding: chunked\r\nHost: a\r\n\r\n0\r\n\r\n", 400),
                 head("Transfer-Encoding\\t:", postWith("Transfer-Encoding\t: chunked", "0\r\n\r\n"), 400),
                 head("Transfer Encoding:", postWith("Transfer Encoding: chunked", "0\r\n\r\n"), 400),
-                head("TE: chunked\\r", postWith("Transfer-Encoding: chunked\r", "0\r\n\r\n"), 400),
-                head("X: X\\nTransfer-Encoding", postWith("X: X\nTransfer-Encoding: chunked", "0\r\n\r\n"), 400),
-                head("X: X\\rTransfer-Encoding", postWith("X: X\rTransfer-Encoding: chunked", "0\r\n\r\n"), 400),
+                head("TE: chunked\\r (head scanning: bare CR)", postWith("Transfer-Encoding: chunked\r", "0\r\n\r\n"), 400),
+                head("X: X\\rTransfer-Encoding (head scanning: bare CR)",
+                        postWith("X: X\rTransfer-Encoding: chunked", "0\r\n\r\n"), 400),
                 head("HTTP/1.0 + TE chunked", "POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
                 head("CL: +5", postWith("Content-Length: +5", "hello"), 400),
                 head("CL: -1", postWith("Content-Length: -1", "hello"), 400),
@@ -311,20 +308,6 @@ class HostileTest {
             var got = backend.next();
             assertEquals("POST /zero HTTP/1.1", got.requestLine());
             assertEquals(0, got.rawBody().length);
-            assertOnlySentinelFollows(backend, proxy, 1);
-        }
-    }
-
-    @Test
-    void aGetWithAContentLengthBodyForwardsTheBodyAndItNeverBecomesARequest() throws Exception {
-        String inner = "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
-        try (var backend = new TestSupport.Backend(); var proxy = TestSupport.proxy(backend.port());
-             var client = new TestSupport.Client(TestSupport.port(proxy))) {
-            client.send("GET /outer HTTP/1.1\r\nHost: a\r\nContent-Length: " + inner.length() + "\r\n\r\n" + inner);
-            assertEquals(200, client.read().status());
-            var got = backend.next();
-            assertEquals("GET /outer HTTP/1.1", got.requestLine());
-            assertEquals(inner, TestSupport.text(got.body()));
             assertOnlySentinelFollows(backend, proxy, 1);
         }
     }
@@ -451,27 +434,34 @@ class HostileTest {
 
     // ---- 5 hostile upstream responses ---------------------------------------------------
 
+    /**
+     * Each response ends with its head: no body bytes after it and no FIN, so if the proxy
+     * wrongly pooled the connection, nothing would make its stale check discard it; only the
+     * proxy's own decision keeps it out of the pool. (The rows that the head scanner itself
+     * rejects, CR in value, bare LF and the 64 KiB head, leave their bytes unread in the
+     * buffer, which the stale check would also catch.)
+     */
     static Stream<Arguments> badUpstreamHeads() {
         return Stream.of(
-                argumentSet("HTTP/1.1 2000 OK", "HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok"),
-                argumentSet("HTTP/1.1 20 OK", "HTTP/1.1 20 OK\r\nContent-Length: 2\r\n\r\nok"),
-                argumentSet("HTTP/0.9 body only", "<html>a body without a head</html>"),
-                argumentSet("Content-Length: foo", "HTTP/1.1 200 OK\r\nContent-Length: foo\r\n\r\nok"),
-                argumentSet("two Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok"),
+                argumentSet("HTTP/1.1 2000 OK", "HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n"),
+                argumentSet("HTTP/1.1 20 OK", "HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n"),
+                argumentSet("HTTP/0.9-style body, no status line", "<html>\r\n<p>a body without a head</p>\r\n\r\n"),
+                argumentSet("Content-Length: foo", "HTTP/1.1 200 OK\r\nContent-Length: foo\r\n\r\n"),
+                argumentSet("two Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n"),
+                argumentSet("two equal Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n"),
                 argumentSet("Content-Length + Transfer-Encoding",
-                        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
-                argumentSet("Transfer-Encoding: foo", "HTTP/1.1 200 OK\r\nTransfer-Encoding: foo\r\n\r\nok"),
+                        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"),
+                argumentSet("Transfer-Encoding: foo", "HTTP/1.1 200 OK\r\nTransfer-Encoding: foo\r\n\r\n"),
                 argumentSet("duplicate Transfer-Encoding",
-                        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
-                argumentSet("HTTP/1.0 with Transfer-Encoding",
-                        "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
-                argumentSet("obs-fold", "HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 2\r\n\r\nok"),
-                argumentSet("space before colon", "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok"),
-                argumentSet("NUL in value", "HTTP/1.1 200 OK\r\nX: a\u0000b\r\nContent-Length: 2\r\n\r\nok"),
-                argumentSet("CR in value", "HTTP/1.1 200 OK\r\nX: a\rb\r\nContent-Length: 2\r\n\r\nok"),
-                argumentSet("bare LF", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok"),
+                        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
+                argumentSet("HTTP/1.0 with Transfer-Encoding", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+                argumentSet("obs-fold", "HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n"),
+                argumentSet("space before colon", "HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n"),
+                argumentSet("NUL in value", "HTTP/1.1 200 OK\r\nX: a\u0000b\r\nContent-Length: 0\r\n\r\n"),
+                argumentSet("CR in value", "HTTP/1.1 200 OK\r\nX: a\rb\r\nContent-Length: 0\r\n\r\n"),
+                argumentSet("bare LF", "HTTP/1.1 200 OK\nContent-Length: 0\n\n"),
                 argumentSet("head over 64 KiB", "HTTP/1.1 200 OK\r\n" + ("X: " + "y".repeat(1000) + "\r\n").repeat(70)
-                        + "Content-Length: 2\r\n\r\nok"),
+                        + "Content-Length: 0\r\n\r\n"),
                 argumentSet("101 without an upgrade request",
                         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"));
     }
@@ -479,15 +469,20 @@ class HostileTest {
     @ParameterizedTest
     @MethodSource("badUpstreamHeads")
     void badUpstreamResponseHeadIs502AndThatConnectionIsNotReused(String response) throws Exception {
-        try (var backend = new TestSupport.Backend(byPath(Map.of("/bad", writeThenHalfClose(response))));
-             var proxy = TestSupport.proxy(backend.port())) {
+        // A short read_timeout: a proxy that wrongly took one of these heads as framing a body
+        // fails here in seconds, not at the test's timeout.
+        try (var backend = new TestSupport.Backend(byPath(Map.of("/bad", writeAndKeep(response))));
+             var proxy = TestSupport.proxy(backend.port(), "read_timeout", "2s")) {
             var resp = TestSupport.exchange(TestSupport.port(proxy), "GET /bad HTTP/1.1\r\nHost: a\r\n\r\n");
             assertEquals(502, resp.status(), resp.head());
             assertEquals("502 Bad Gateway\n", resp.bodyText(), "none of the upstream's bytes reach the client");
             assertEquals("GET /bad HTTP/1.1", backend.next().requestLine());
+            // The proxy drops the connection before it answers 502, so the next request can't
+            // race with a release: a pooled connection would carry it.
             var good = TestSupport.exchange(TestSupport.port(proxy), "GET /good HTTP/1.1\r\nHost: a\r\n\r\n");
             assertEquals(200, good.status());
             assertEquals(2, backend.next().connection(), "the next request went on a new upstream connection");
+            assertEquals(1, backend.nextEnded(), "the proxy closed the connection that sent the bad head");
         }
     }
 
@@ -538,23 +533,30 @@ class HostileTest {
     static Stream<Arguments> responsesWithBytesAfterTheBody() {
         String smuggled = "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nsmuggle";
         return Stream.of(
-                argumentSet("after a Content-Length body", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nHello" + smuggled),
+                argumentSet("after a Content-Length body", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nHello" + smuggled,
+                        200, "5", false, "Hello"),
                 argumentSet("after the last chunk",
-                        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nHello\r\n0\r\n\r\n" + smuggled),
-                argumentSet("after a 204", "HTTP/1.1 204 No Content\r\n\r\n" + smuggled),
+                        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nHello\r\n0\r\n\r\n" + smuggled,
+                        200, null, true, "Hello"),
+                argumentSet("after a 204", "HTTP/1.1 204 No Content\r\n\r\n" + smuggled, 204, null, false, ""),
+                // A 304 keeps its Content-Length: it describes the representation (RFC 9110 8.6).
                 argumentSet("after a 304 with Content-Length", "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n"
-                        + smuggled));
+                        + smuggled, 304, "5", false, ""));
     }
 
     @ParameterizedTest
     @MethodSource("responsesWithBytesAfterTheBody")
-    void bytesAfterTheResponseBodyAreNotForwardedAndTheConnectionIsNotReused(String response) throws Exception {
+    void bytesAfterTheResponseBodyAreNotForwardedAndTheConnectionIsNotReused(String response, int status,
+            String contentLength, boolean chunked, String body) throws Exception {
         try (var backend = new TestSupport.Backend(byPath(Map.of("/1", writeAndKeep(response))));
              var proxy = TestSupport.proxy(backend.port());
              var client = new TestSupport.Client(TestSupport.port(proxy))) {
             client.send("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n");
             var first = client.read();
-            assertTrue(first.status() == 200 || first.status() == 204 || first.status() == 304);
+            assertEquals(status, first.status(), first.head());
+            assertEquals(contentLength, first.header("Content-Length"), first.head());
+            assertEquals(chunked ? "chunked" : null, first.header("Transfer-Encoding"), first.head());
+            assertEquals(body, first.bodyText(), "the first response, and nothing of the extra bytes");
             client.send("GET /2 HTTP/1.1\r\nHost: a\r\n\r\n");
             var second = client.read();
             assertEquals(200, second.status());
@@ -618,29 +620,42 @@ class HostileTest {
         }
     }
 
+    /** How the first upstream response ends, and whether its connection may carry the next request. */
     static Stream<Arguments> upstreamEndings() {
         return Stream.of(
                 argumentSet("control: keep-alive response -> reused",
-                        writeAndKeep("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), 1),
+                        writeAndKeep("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), true),
                 argumentSet("Connection: close -> not reused",
-                        writeAndKeep("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"), 2),
-                argumentSet("HTTP/1.0 response -> not reused", writeAndKeep("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"), 2),
-                argumentSet("close-delimited body -> not reused", writeThenHalfClose("HTTP/1.1 200 OK\r\n\r\nok"), 2),
-                argumentSet("framing error (two Content-Length) -> not reused",
-                        writeAndKeep("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok"), 2));
+                        writeAndKeep("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"), false),
+                argumentSet("HTTP/1.0 response -> not reused", writeAndKeep("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"), false),
+                // The FIN that ends this body would make a pooled connection stale anyway; what
+                // shows the proxy's own decision is that it closes its end at once.
+                argumentSet("close-delimited body -> not reused", writeThenHalfClose("HTTP/1.1 200 OK\r\n\r\nok"), false));
     }
 
+    /**
+     * Both requests go on one keep-alive client connection: the proxy reads the second only
+     * after it has released (or closed) the first upstream connection, so which upstream
+     * connection carries the second is decided, not raced.
+     */
     @ParameterizedTest
     @MethodSource("upstreamEndings")
-    void upstreamConnectionReuse(TestSupport.Handler first, int secondConnection) throws Exception {
+    void upstreamConnectionReuse(TestSupport.Handler first, boolean reused) throws Exception {
         try (var backend = new TestSupport.Backend(byPath(Map.of("/first", first)));
-             var proxy = TestSupport.proxy(backend.port())) {
-            TestSupport.exchange(TestSupport.port(proxy), "GET /first HTTP/1.1\r\nHost: a\r\n\r\n");
+             var proxy = TestSupport.proxy(backend.port());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            client.send("GET /first HTTP/1.1\r\nHost: a\r\n\r\n");
+            var one = client.read();
+            assertEquals(200, one.status());
+            assertEquals("ok", one.bodyText());
             assertEquals(1, backend.next().connection());
-            assertEquals(200, TestSupport.exchange(TestSupport.port(proxy), "GET /second HTTP/1.1\r\nHost: a\r\n\r\n").status());
+            if (!reused) assertEquals(1, backend.nextEnded(), "the proxy closed the first upstream connection");
+            client.send("GET /second HTTP/1.1\r\nHost: a\r\n\r\n");
+            assertEquals(200, client.read().status());
             var second = backend.next();
             assertEquals("GET /second HTTP/1.1", second.requestLine());
-            assertEquals(secondConnection, second.connection(), "upstream connection of the second request");
+            assertEquals(reused ? 1 : 2, second.connection(), "upstream connection of the second request");
+            assertNull(backend.ended.poll(), "no upstream connection ended before the proxy was closed");
         }
     }
 
@@ -794,7 +809,6 @@ class HostileTest {
                         "X-Forwarded-For", "127.0.0.1"),
                 argumentSet("Connection: Host", "Connection: Host", "Host", "example.com"),
                 argumentSet("Connection: host, keep-alive", "Connection: host, keep-alive", "Host", "example.com"),
-                argumentSet("Connection: X-Real-IP", "Connection: X-Real-IP", "X-Real-IP", "127.0.0.1"),
                 argumentSet("Connection: X-Forwarded-Proto", "Connection: X-Forwarded-Proto\r\nX-Forwarded-Proto: https",
                         "X-Forwarded-Proto", "http"),
                 argumentSet("Connection: Via", "Connection: Via", "Via", "1.1 proxy"));

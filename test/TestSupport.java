@@ -102,37 +102,98 @@ final class TestSupport {
     /**
      * Reads one request head from literal bytes through a real {@link Wire} (so the line
      * and size rules apply) and decides its framing. Returns 0 if accepted, else the status.
+     * The limits, and the statuses for exceeding them, are the ones the proxy builds from
+     * its configuration ({@link Wire.HeadLimits#request}): none is supplied here.
      */
     static int requestStatus(String raw) throws IOException {
-        return requestStatus(raw, 8192, 16384);
+        return requestStatus(raw, config());
     }
 
-    static int requestStatus(String raw, int maxLine, int maxHead) throws IOException {
-        try {
-            parseRequest(raw, maxLine, maxHead);
-            return 0;
+    /** As {@link #requestStatus(String)}, with max_request_line and max_header_size set. */
+    static int requestStatus(String raw, int maxRequestLine, int maxHeaderSize) throws IOException {
+        return requestStatus(raw, limits(maxRequestLine, maxHeaderSize));
+    }
+
+    private static int requestStatus(String raw, Config config) throws IOException {
+        Rejection r = rejection(raw, config);
+        return r == null ? 0 : r.status();
+    }
+
+    /** Where a request head was rejected: by the head scanner, the parser, or the framing decision. */
+    enum Stage {
+        /** {@link Wire#readHead}: line endings, bytes of the request line, size limits. */
+        HEAD,
+        /** {@link HttpParser#parseRequest}: request line, field syntax, Host. */
+        PARSE,
+        /** {@link HttpParser#requestBody}: Transfer-Encoding and Content-Length (RFC 9112 6.3). */
+        FRAMING
+    }
+
+    record Rejection(Stage stage, int status, String reason) {}
+
+    /** Which stage rejected this request head, with what; null if it was accepted. */
+    static Rejection rejection(String raw) throws IOException {
+        return rejection(raw, config());
+    }
+
+    private static Rejection rejection(String raw, Config config) throws IOException {
+        Stage stage = Stage.HEAD;
+        try (Pair pair = new Pair(raw)) {
+            byte[] head = pair.wire.readHead(Wire.HeadLimits.request(config));
+            if (head == null) throw new AssertionError("no request head at all");
+            stage = Stage.PARSE;
+            HttpParser.Request r = HttpParser.parseRequest(head);
+            stage = Stage.FRAMING;
+            HttpParser.requestBody(r);
+            return null;
         } catch (HttpError e) {
-            return e.status;
+            return new Rejection(stage, e.status, e.getMessage());
         }
     }
 
     record Parsed(HttpParser.Request request, Body body) {}
 
-    static Parsed parseRequest(String raw, int maxLine, int maxHead) throws IOException, HttpError {
+    static Parsed parseRequest(String raw) throws IOException, HttpError {
+        return parseRequest(raw, config());
+    }
+
+    static Parsed parseRequest(String raw, int maxRequestLine, int maxHeaderSize) throws IOException, HttpError {
+        return parseRequest(raw, limits(maxRequestLine, maxHeaderSize));
+    }
+
+    private static Parsed parseRequest(String raw, Config config) throws IOException, HttpError {
         try (Pair pair = new Pair(raw)) {
-            byte[] head = pair.wire.readHead(new Wire.HeadLimits(true, maxLine, 414, maxHead, 431));
-            if (head == null) throw HttpError.bad(400, "empty");
+            byte[] head = pair.wire.readHead(Wire.HeadLimits.request(config));
+            if (head == null) throw new AssertionError("no request head at all");
             HttpParser.Request r = HttpParser.parseRequest(head);
             return new Parsed(r, HttpParser.requestBody(r));
         }
     }
 
-    /** Parses a response head from literal bytes; returns its framing, or throws HttpError (502). */
+    /** Parses a response head from literal bytes with the proxy's response limits; returns its framing. */
     static Body responseBody(String raw, String method) throws IOException, HttpError {
         try (Pair pair = new Pair(raw)) {
-            byte[] head = pair.wire.readHead(new Wire.HeadLimits(false, 65536, 502, 65536, 502));
-            if (head == null) throw HttpError.bad(502, "empty");
+            byte[] head = pair.wire.readHead(Wire.HeadLimits.RESPONSE);
+            if (head == null) throw new AssertionError("no response head at all");
             return HttpParser.responseBody(HttpParser.parseResponse(head), method);
+        }
+    }
+
+    /** The default configuration, as the proxy would run with an empty file. */
+    static Config config() {
+        return config(Map.of());
+    }
+
+    private static Config limits(int maxRequestLine, int maxHeaderSize) {
+        return config(Map.of("max_request_line", String.valueOf(maxRequestLine),
+                "max_header_size", String.valueOf(maxHeaderSize)));
+    }
+
+    private static Config config(Map<String, String> values) {
+        try {
+            return Config.from(values, "test");
+        } catch (Config.Invalid e) {
+            throw new AssertionError(e.getMessage(), e);
         }
     }
 
@@ -209,6 +270,8 @@ final class TestSupport {
         final BlockingQueue<Received> received = new LinkedBlockingQueue<>();
         final AtomicInteger connections = new AtomicInteger();
         final List<Socket> sockets = new CopyOnWriteArrayList<>();
+        /** The ids of the connections whose serving has ended (closed by either side), in order. */
+        final BlockingQueue<Integer> ended = new LinkedBlockingQueue<>();
         volatile Handler handler;
 
         Backend() throws IOException {
@@ -223,6 +286,13 @@ final class TestSupport {
 
         int port() {
             return server.getLocalPort();
+        }
+
+        /** The id of the next connection to end, waiting at most WAIT: an event, not a poll. */
+        int nextEnded() throws InterruptedException {
+            Integer id = ended.poll(WAIT.toMillis(), TimeUnit.MILLISECONDS);
+            if (id == null) throw new AssertionError("no upstream connection ended");
+            return id;
         }
 
         /** The next request received, waiting at most WAIT. */
@@ -262,6 +332,8 @@ final class TestSupport {
                 }
             } catch (Exception e) {
                 // the proxy closed or reset the connection: the test decides what that means
+            } finally {
+                ended.add(id);
             }
         }
 
