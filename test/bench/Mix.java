@@ -59,7 +59,7 @@ import java.util.regex.Pattern;
 public final class Mix {
     private static final int CONNECTING = 200;
     private static final int CONNECT_TIMEOUT_MS = 10_000;
-    private static final int READ_TIMEOUT_MS = 30_000;
+    private static final int READ_TIMEOUT_MS = 15_000;
     private static final long MiB = 1024 * 1024;
 
     private final InetSocketAddress target;
@@ -332,7 +332,12 @@ public final class Mix {
                 got += len;
             }
             if (length >= 0 && got >= length) break;
-            n = in.read(buf, 0, (int) Math.min(buf.length, length < 0 ? buf.length : length - got));
+            try {
+                n = in.read(buf, 0, (int) Math.min(buf.length, length < 0 ? buf.length : length - got));
+            } catch (java.net.SocketTimeoutException e) {
+                return fail(path + ": \"" + status + "\", Content-Length " + length + ", no byte for "
+                        + READ_TIMEOUT_MS / 1000 + " s after " + got + " body bytes");
+            }
             start = 0;
             if (n < 0) break;
         }
