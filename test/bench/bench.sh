@@ -308,6 +308,11 @@ upload() { # SERVER
         -H 'Content-Type: application/octet-stream' -T "$DIR/www/100m.bin" \
         -w '%{http_code} %{size_upload} %{speed_upload}' "$(url "$1")/upload") || true
     read -r code size speed <<<"$out"
+    # nginx writes the log line after the response has gone: it may lag curl by a moment.
+    for _ in $(seq 100); do
+        [ "$(wc -l <"$DIR/backend-upload.log")" -le "$before" ] || break
+        sleep 0.01
+    done
     read -r read_bytes status <<<"$(tail -n 1 "$DIR/backend-upload.log")"
     if [ "$code" != 200 ] || [ "$size" != $((100 * MiB)) ] || [ "$(wc -l <"$DIR/backend-upload.log")" -le "$before" ] ||
         [ "${read_bytes:-0}" -lt $((100 * MiB)) ] || [ "$status" != 200 ]; then
