@@ -48,8 +48,8 @@ import java.util.regex.Pattern;
  * </ol>
  * Meanwhile a sampler reads VmRSS of the PIDs (summed: nginx has a master and workers)
  * every 100 ms and keeps the largest; at the end VmHWM (the kernel's own peak) is read.
- * Prints progress lines, then one line "result key=value ..." for bench.sh, and a line
- * "first_failure ..." when a response was not whole.
+ * Prints progress lines, then one line "result key=value ..." for bench.sh, then, when
+ * responses were not whole, their count by path and what was wrong with the first.
  *
  * Bounded: every connect and read has a timeout, every wait a deadline, and after
  * {@code limit} seconds everything still open is closed and the result printed anyway.
@@ -73,6 +73,8 @@ public final class Mix {
     private final AtomicInteger whole = new AtomicInteger();
     private final AtomicInteger notWhole = new AtomicInteger();
     private final ConcurrentLinkedQueue<String> failures = new ConcurrentLinkedQueue<>();
+    /** Responses not whole, by path: which kind of request the server cut short. */
+    private final java.util.concurrent.ConcurrentHashMap<String, AtomicInteger> failedPaths = new java.util.concurrent.ConcurrentHashMap<>();
 
     private Mix(InetSocketAddress target, long[] pids, long deadline) {
         this.target = target;
@@ -204,8 +206,9 @@ public final class Mix {
         StringBuilder line = new StringBuilder("result");
         result.forEach((k, v) -> line.append(' ').append(k).append('=').append(v));
         System.out.println(line);
+        if (!failedPaths.isEmpty()) System.out.println("  not whole, by path: " + failedPaths);
         String first = failures.peek();
-        if (first != null) System.out.println("first_failure " + first);
+        if (first != null) System.out.println("  first not whole: " + first);
     }
 
     private void progress(long started, String what) {
@@ -352,6 +355,7 @@ public final class Mix {
 
     private boolean fail(String what) {
         notWhole.incrementAndGet();
+        failedPaths.computeIfAbsent(what.substring(0, what.indexOf(':')), k -> new AtomicInteger()).incrementAndGet();
         if (failures.size() < 10) failures.add(what);
         return false;
     }

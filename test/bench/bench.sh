@@ -24,7 +24,7 @@
 # Needs nginx, wrk and curl (HAProxy is optional: without it its column is left out);
 # installs nothing. Starts only its own processes, on free loopback ports, in a temp
 # directory; stops them and removes it on every way out.
-# Environment: JAVA, JVM_OPTS (from make), ROUNDS (default 3), WRK_SECONDS (default 6),
+# Environment: JAVA, JVM_OPTS (from make), ROUNDS (default 5), WRK_SECONDS (default 6),
 # WARMUP (default 3, passes for the proxy; the others get one), IDLE (default 10000),
 # MIX=0 to skip the 128 MB run, MIX_STALLED (1500), MIX_IDLE (10000), MIX_DOWNLOADS (20),
 # MIX_WRK_SECONDS (5); QUICK=1 for a short run while developing (1 round, 2 s, a
@@ -38,7 +38,7 @@ if [ "${QUICK:-0}" = 1 ]; then
     : "${ROUNDS:=1}" "${WRK_SECONDS:=2}" "${WARMUP:=1}" "${IDLE:=2000}"
     : "${MIX_STALLED:=300}" "${MIX_IDLE:=2000}" "${MIX_DOWNLOADS:=4}" "${MIX_WRK_SECONDS:=2}"
 fi
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 WRK_SECONDS=${WRK_SECONDS:-6}
 WARMUP=${WARMUP:-3}        # passes of the proxy's warm-up, see warm_up
 IDLE=${IDLE:-10000}        # idle keep-alive connections for the memory tests
