@@ -455,7 +455,8 @@ run_mix() { # plain|opts|nginx
         "$(cat "${files[@]}" | grep -cE "$ACCESS_LINE" || true)" "$errors" "$other" "$oome"
     if [ "$other" -gt 0 ]; then
         echo "  first other line: $(cat "${files[@]}" | grep -vE "$ACCESS_LINE|$ERROR_LINE" | head -n 1 | cut -c 1-200)"
-        cat "${files[@]}" | grep -vE "$ACCESS_LINE|$ERROR_LINE" >>"$DIR/mix-$v-other.txt"
+        echo "  other lines, the most common kinds:"
+        cat "${files[@]}" | grep -vE "$ACCESS_LINE|$ERROR_LINE" | log_kinds
     fi
     [ "$errors" -eq 0 ] || { echo "  error lines, the most common kinds:"; grep -hE "$ERROR_LINE" "${files[@]}" | log_kinds; }
 }
