@@ -681,11 +681,12 @@ report_logs() {
     done
 }
 
-# The five most common kinds of line: timestamps, pids and port numbers taken out, so
-# that lines differing only in those count as one kind.
+# The five most common kinds of line: timestamps, pids and port numbers (after an IPv4
+# address or an IPv6 one's "]") taken out, so that lines differing only in those count
+# as one kind.
 log_kinds() {
     sed -E -e 's/^[0-9]{4}[-/][0-9]{2}[-/][0-9]{2}[T ][0-9:.]+(Z|[+-][0-9:]+)? //' -e 's/[0-9]+#[0-9]+: (\*[0-9]+ )?//' \
-        -e 's/:[0-9]{2,5}\b/:PORT/g' -e 's/\(([0-9]+)\)/(PID)/' | cut -c 1-150 | sort | uniq -c | sort -rn | head -n 5
+        -e 's/([0-9]\.[0-9]+|\]):[0-9]{2,5}\b/\1:PORT/g' -e 's/\(([0-9]+)\)/(PID)/' | cut -c 1-150 | sort | uniq -c | sort -rn | head -n 5
 }
 
 main() {
