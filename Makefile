@@ -5,7 +5,8 @@ SHELL := /bin/bash
 #   make run    run the proxy with conf/proxy.properties
 #   make demo   a built-in "Hello" backend on 127.0.0.1:5000 plus the proxy on :8080
 #   make test   fetch JUnit once (Maven), compile and run every test
-#   make bench  this proxy against nginx, side by side (needs nginx and wrk installed)
+#   make bench  this proxy against nginx and HAProxy, side by side (needs nginx and wrk;
+#               HAProxy if installed). QUICK=1 make bench: a short run while developing
 
 # --- find a JDK >= 21: $JAVA_HOME, then javac on PATH, then the newest in /usr/lib/jvm ---
 define jdk_functions

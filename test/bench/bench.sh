@@ -1,31 +1,53 @@
 #!/usr/bin/env bash
-# bench.sh: this proxy against nginx, side by side, in one run (`make bench`).
+# bench.sh: this proxy against nginx and HAProxy, side by side, in one run (`make bench`).
 #
-# Both proxies forward to the same fast backend (an nginx of its own) on loopback, and
-# are measured in turns, A B A B, so that a noisy neighbour on a shared machine hurts
-# both alike. Each number in the final table is the median of ROUNDS runs, after a
-# warm-up (the JVM compiles its hot code in the first seconds; nginx has nothing to warm).
+# All three proxies forward to the same fast backend (an nginx of its own) on loopback,
+# and are measured in turns, A B C A B C, so that a noisy neighbour on a shared machine
+# hurts all alike. Each number in the final table is the median of ROUNDS runs (counts:
+# the sum), after a warm-up (the JVM compiles its hot code in the first seconds; nginx
+# and HAProxy have nothing to warm).
 #
 #   requests/s and p99 latency   wrk, 2 threads, 64 and 1000 connections, on "/"
+#   timeouts, errors             wrk's socket errors: "timeout" is a request with no
+#                                response within 2 s; connect/read/write, and non-2xx
 #   download MB/s                curl, a 100 MiB file through the proxy
 #   upload MB/s                  curl, a 100 MiB POST through the proxy
-#   RSS with 10,000 idle         BenchClient.java: 10,000 keep-alive connections, one
-#     keep-alive connections     request each, held open while the RSS is read
-#   first response               a fresh process: ms from its start to the first 200
+#   RSS after the load runs,     the processes that served all of the above: their RSS,
+#     and with 10,000 idle       then with 10,000 keep-alive connections held open, each
+#     keep-alive connections     served once (BenchClient.java)
+#   the same, fresh process      a new process, and its ms from start to the first 200
+#   the 128 MB run               the proxy under -XX:MaxRAM=128m (what the JVM sees in a
+#                                128 MB container), plain and with make run's options,
+#                                and nginx for reference, each through the load mix of
+#                                Mix.java: peak RSS, responses whole, errors, alive
 #
-# Needs nginx, wrk and curl; installs nothing. Starts only its own processes, on free
-# loopback ports, in a temp directory; stops them and removes it on every way out.
+# Needs nginx, wrk and curl (HAProxy is optional: without it its column is left out);
+# installs nothing. Starts only its own processes, on free loopback ports, in a temp
+# directory; stops them and removes it on every way out.
 # Environment: JAVA, JVM_OPTS (from make), ROUNDS (default 5), WRK_SECONDS (default 6),
-# WARMUP (default 3).
+# WARMUP (default 3, passes for the proxy; the others get one), IDLE (default 10000),
+# MIX=0 to skip the 128 MB run, MIX_STALLED (1500), MIX_IDLE (10000), MIX_DOWNLOADS (20),
+# MIX_WRK_SECONDS (5); QUICK=1 for a short run while developing (1 round, 2 s, a
+# scaled-down mix: its numbers are not the benchmark's).
 
 set -euo pipefail
 
 JAVA=${JAVA:-java}
 JVM_OPTS=${JVM_OPTS:-}
+if [ "${QUICK:-0}" = 1 ]; then
+    : "${ROUNDS:=1}" "${WRK_SECONDS:=2}" "${WARMUP:=1}" "${IDLE:=2000}"
+    : "${MIX_STALLED:=300}" "${MIX_IDLE:=2000}" "${MIX_DOWNLOADS:=4}" "${MIX_WRK_SECONDS:=2}"
+fi
 ROUNDS=${ROUNDS:-5}
 WRK_SECONDS=${WRK_SECONDS:-6}
-WARMUP=${WARMUP:-3}        # passes of the warm-up, see warm_up
-IDLE=10000                 # idle keep-alive connections for the memory test
+WARMUP=${WARMUP:-3}        # passes of the proxy's warm-up, see warm_up
+IDLE=${IDLE:-10000}        # idle keep-alive connections for the memory tests
+MIX=${MIX:-1}
+MIX_STALLED=${MIX_STALLED:-1500}
+MIX_IDLE=${MIX_IDLE:-10000}
+MIX_DOWNLOADS=${MIX_DOWNLOADS:-20}
+MIX_WRK_SECONDS=${MIX_WRK_SECONDS:-5}
+MIX_LIMIT=150              # seconds: Mix.java gives up after this
 MiB=$((1024 * 1024))
 BENCH=test/bench
 RUN_LIMIT=900              # seconds: the whole run is stopped after this, whatever happens
@@ -45,6 +67,12 @@ check_tools() {
     JAVAC=$(dirname "$JAVA")/javac
     [ -x "$JAVAC" ] || { echo "bench: no javac beside $JAVA"; exit 1; }
     [ -f out/Proxy.class ] || { echo "bench: build the proxy first (make)"; exit 1; }
+    SERVERS=(proxy nginx)
+    if command -v haproxy >/dev/null; then
+        SERVERS+=(haproxy)
+    else
+        echo "bench: haproxy is not installed (apt-get install haproxy): its column is left out"
+    fi
 }
 
 # ---- the temp directory and cleanup -----------------------------------------------
@@ -118,23 +146,25 @@ make_files() {
 }
 
 compile_client() {
-    timeout 120 "$JAVAC" -d "$DIR/classes" "$BENCH/BenchClient.java"
+    timeout 120 "$JAVAC" -d "$DIR/classes" "$BENCH/BenchClient.java" "$BENCH/Mix.java"
 }
 
 pick_ports() {
     local ports
-    ports=$(timeout 30 "$JAVA" -cp "$DIR/classes" BenchClient free-ports 3)
-    read -r BACKEND_PORT PROXY_PORT NGINX_PORT <<<"$(echo $ports)"
+    ports=$(timeout 30 "$JAVA" -cp "$DIR/classes" BenchClient free-ports 4)
+    read -r BACKEND_PORT PROXY_PORT NGINX_PORT HAPROXY_PORT <<<"$(echo $ports)"
 }
 
 # Fills a template's @NAMES@. As root, nginx workers would run as "nobody", who can't
 # read the 0700 temp directory: they run as root too. As anyone else the line is left out.
+# render TEMPLATE [OUT [TAG]]: OUT defaults to the template's name, TAG fills @TAG@.
 render() {
     local user_line=""
     [ "$(id -u)" = 0 ] && user_line="user root;"
     sed -e "s|@DIR@|$DIR|g" -e "s|@NOFILE@|$NOFILE|g" -e "s|@USER_LINE@|$user_line|g" \
         -e "s|@BACKEND_PORT@|$BACKEND_PORT|g" -e "s|@PROXY_PORT@|$PROXY_PORT|g" \
-        -e "s|@NGINX_PORT@|$NGINX_PORT|g" "$BENCH/$1" >"$DIR/$1"
+        -e "s|@NGINX_PORT@|$NGINX_PORT|g" -e "s|@HAPROXY_PORT@|$HAPROXY_PORT|g" \
+        -e "s|@TAG@|${3:-}|g" "$BENCH/$1" >"$DIR/${2:-$1}"
 }
 
 # ---- starting and stopping the servers --------------------------------------------
@@ -159,12 +189,20 @@ start_proxy() {
     PIDS+=("$PID")
 }
 
-start() { # proxy|nginx
-    if [ "$1" = proxy ]; then start_proxy; else start_reference; fi
+# -db: in the foreground, so that PID is HAProxy itself (one process, nbthread 2).
+start_haproxy() {
+    haproxy -db -f "$DIR/haproxy.cfg" >>"$DIR/haproxy.out" 2>&1 &
+    PID=$!
+    PIDS+=("$PID")
 }
 
-port_of() { # proxy|nginx|backend
-    case $1 in proxy) echo "$PROXY_PORT" ;; nginx) echo "$NGINX_PORT" ;; backend) echo "$BACKEND_PORT" ;; esac
+start() { # proxy|nginx|haproxy
+    case $1 in proxy) start_proxy ;; nginx) start_reference ;; haproxy) start_haproxy ;; esac
+}
+
+port_of() { # proxy|nginx|haproxy|backend
+    case $1 in proxy) echo "$PROXY_PORT" ;; nginx) echo "$NGINX_PORT" ;; haproxy) echo "$HAPROXY_PORT" ;;
+        backend) echo "$BACKEND_PORT" ;; esac
 }
 
 url() { echo "http://127.0.0.1:$(port_of "$1")"; }
@@ -211,8 +249,8 @@ fail() {
 # ---- measurements -------------------------------------------------------------------
 # Each appends one sample to $DIR/results/METRIC.SERVER and prints a word about it.
 
-record() { # METRIC SERVER VALUE
-    echo "$3" >>"$DIR/results/$1.$2"
+record() { # METRIC SERVER VALUE; a missing value ("" or "-") is not recorded
+    [ -z "$3" ] || [ "$3" = - ] || echo "$3" >>"$DIR/results/$1.$2"
 }
 
 # wrk's "99%  3.21ms" in ms, whatever its unit (us, ms, s).
@@ -221,27 +259,29 @@ p99_ms() {
                        print (u == "us" ? v / 1000 : u == "s" ? v * 1000 : u == "m" ? v * 60000 : v) }'
 }
 
-# Errors wrk saw: "Socket errors: connect 0, read 0, write 0, timeout 0" (printed only
-# when there are some; a timeout is a response slower than 2 s) plus "Non-2xx or 3xx
-# responses: N".
+# wrk's error counts from "Socket errors: connect 0, read 0, write 0, timeout 0" (printed
+# only when there are some) and "Non-2xx or 3xx responses: N": prints "ERRORS TIMEOUTS",
+# ERRORS being connect + read + write + non-2xx, TIMEOUTS the requests with no response
+# within 2 s (wrk's fixed timeout).
 wrk_errors() {
-    awk '/Socket errors:/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 }
+    awk '/Socket errors:/ { gsub(/,/, ""); n += $4 + $6 + $8; t += $10 }
          /Non-2xx or 3xx responses:/ { n += $NF }
-         END { print n + 0 }'
+         END { print n + 0, t + 0 }'
 }
 
 measure_wrk() { # SERVER CONNECTIONS SECONDS [record]
-    local out rps p99 errors
+    local out rps p99 errors timeouts
     out=$(timeout $(($3 + 30)) wrk -t2 -c"$2" -d"$3"s --latency "$(url "$1")/" 2>&1) || true
     rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
     p99=$(p99_ms <<<"$out")
-    errors=$(wrk_errors <<<"$out")
-    printf '  %-5s wrk -c%-4s %10s req/s  p99 %8s ms  errors %s%s\n' "$1" "$2" "${rps:-?}" "${p99:-?}" "$errors" \
-        "$(grep -E '^ *(Socket errors|Non-2xx)' <<<"$out" | sed 's/^ */  /' | tr -d '\n')"
+    read -r errors timeouts <<<"$(wrk_errors <<<"$out")"
+    printf '  %-7s wrk -c%-4s %10s req/s  p99 %8s ms  timeouts %s, errors %s%s\n' "$1" "$2" "${rps:-?}" "${p99:-?}" \
+        "$timeouts" "$errors" "$(grep -E '^ *(Socket errors|Non-2xx)' <<<"$out" | sed 's/^ */  /' | tr -d '\n')"
     [ "${4:-}" = record ] || return 0
     record "rps$2" "$1" "${rps:-0}"
     [ -n "$p99" ] && record "p99_$2" "$1" "$p99"
     record "err$2" "$1" "$errors"
+    record "timeouts$2" "$1" "$timeouts"
 }
 
 measure_download() { # SERVER [record]
@@ -254,7 +294,7 @@ measure_download() { # SERVER [record]
         speed=0
     fi
     speed=$(awk -v b="$speed" 'BEGIN { printf "%.1f", b / 1e6 }')
-    printf '  %-5s download %8s MB/s\n' "$1" "$speed"
+    printf '  %-7s download %8s MB/s\n' "$1" "$speed"
     [ "${2:-}" = record ] && record download "$1" "$speed"
     return 0
 }
@@ -268,6 +308,11 @@ upload() { # SERVER
         -H 'Content-Type: application/octet-stream' -T "$DIR/www/100m.bin" \
         -w '%{http_code} %{size_upload} %{speed_upload}' "$(url "$1")/upload") || true
     read -r code size speed <<<"$out"
+    # nginx writes the log line after the response has gone: it may lag curl by a moment.
+    for _ in $(seq 100); do
+        [ "$(wc -l <"$DIR/backend-upload.log")" -le "$before" ] || break
+        sleep 0.01
+    done
     read -r read_bytes status <<<"$(tail -n 1 "$DIR/backend-upload.log")"
     if [ "$code" != 200 ] || [ "$size" != $((100 * MiB)) ] || [ "$(wc -l <"$DIR/backend-upload.log")" -le "$before" ] ||
         [ "${read_bytes:-0}" -lt $((100 * MiB)) ] || [ "$status" != 200 ]; then
@@ -281,54 +326,163 @@ measure_upload() { # SERVER [record]
     local speed
     speed=$(upload "$1") || speed=0
     speed=$(awk -v b="$speed" 'BEGIN { printf "%.1f", b / 1e6 }')
-    printf '  %-5s upload   %8s MB/s\n' "$1" "$speed"
+    printf '  %-7s upload   %8s MB/s\n' "$1" "$speed"
     [ "${2:-}" = record ] && record upload "$1" "$speed"
     return 0
 }
 
-# The server's processes, whose RSS counts: nginx's master and workers, or the java process.
+# The server's processes, whose RSS counts: nginx's master and workers, or the one
+# java or haproxy process.
 server_pids() { # PID
     echo "$1" $(pgrep -P "$1" || true)
 }
 
-# A fresh process (so the memory is that of 10,000 connections, not of the heap the load
-# tests grew): time to its first response, then RSS with 10,000 idle connections.
+kib_to_mib() { awk -v k="${1:--}" 'BEGIN { if (k == "-") print "-"; else printf "%.1f\n", k / 1024 }'; }
+
+# IDLE keep-alive connections to a running server (BenchClient idle): prints
+# "SERVED RSS_BEFORE_KIB RSS_WITH_IDLE_KIB", the server's summed RSS read just before
+# the first connection and while all of them are held.
+idle_rss() { # SERVER PID
+    local out
+    out=$(timeout 120 "$JAVA" -cp "$DIR/classes" BenchClient idle 127.0.0.1 "$(port_of "$1")" "$IDLE" 60 \
+        $(server_pids "$2")) || true
+    echo "$(sed -nE 's/.*served=([0-9]+).*/\1/p' <<<"$out") $(sed -nE 's/.*before_kib=([0-9]+).*/\1/p' <<<"$out")" \
+        "$(sed -nE 's/.*rss_kib=([0-9]+).*/\1/p' <<<"$out")"
+}
+
+# KiB of RSS per idle connection: (RSS with them - RSS before) / connections served;
+# "-" without data.
+per_conn_kib() { # SERVED BEFORE_KIB AFTER_KIB
+    awk -v n="${1:--}" -v b="${2:--}" -v a="${3:--}" 'BEGIN {
+        if (n == "-" || b == "-" || a == "-" || n + 0 <= 0) print "-"; else printf "%.2f\n", (a - b) / n }'
+}
+
+# The processes that served the load rounds, before they are stopped: their RSS now, and
+# with IDLE idle keep-alive connections on top. One sample each (not a median).
+measure_after_load() { # SERVER PID
+    local served before after
+    read -r served before after <<<"$(idle_rss "$1" "$2")"
+    printf '  %-7s after the load runs: RSS %7s MiB; %s idle: %5s served, RSS %7s MiB, %s KiB each\n' "$1" \
+        "$(kib_to_mib "$before")" "$IDLE" "${served:-0}" "$(kib_to_mib "$after")" "$(per_conn_kib "$served" "$before" "$after")"
+    record rss_load "$1" "$(kib_to_mib "$before")"
+    record rss_load_idle "$1" "$(kib_to_mib "$after")"
+    record per_conn_load "$1" "$(per_conn_kib "$served" "$before" "$after")"
+    record served_load "$1" "${served:-0}"
+}
+
+# A fresh process (so the memory is that of IDLE connections, not of the heap the load
+# tests grew): time to its first response, then RSS with IDLE idle connections.
 measure_fresh() { # SERVER [record]
-    local t0 ms out served rss before
+    local t0 ms served before after
     t0=${EPOCHREALTIME/./}
     start "$1"
     ms=$(wait_ready "$1" "$t0") || exit 1
-    out=$(timeout 120 "$JAVA" -cp "$DIR/classes" BenchClient idle 127.0.0.1 "$(port_of "$1")" "$IDLE" 60 \
-        $(server_pids "$PID")) || true
+    read -r served before after <<<"$(idle_rss "$1" "$PID")"
     stop_pid "$PID"
-    served=$(sed -nE 's/.*served=([0-9]+).*/\1/p' <<<"$out")
-    rss=$(kib_to_mib "$(sed -nE 's/.*rss_kib=([0-9]+).*/\1/p' <<<"$out")")
-    before=$(kib_to_mib "$(sed -nE 's/.*before_kib=([0-9]+).*/\1/p' <<<"$out")")
-    printf '  %-5s first response %5s ms   %s idle: %5s served, RSS %7s MiB (%s before)\n' \
-        "$1" "$ms" "$IDLE" "${served:-0}" "$rss" "$before"
+    printf '  %-7s first response %5s ms   %s idle: %5s served, RSS %7s MiB (%s before), %s KiB each\n' \
+        "$1" "$ms" "$IDLE" "${served:-0}" "$(kib_to_mib "$after")" "$(kib_to_mib "$before")" \
+        "$(per_conn_kib "$served" "$before" "$after")"
     [ "${2:-}" = record ] || return 0
     record first_ms "$1" "$ms"
     record served "$1" "${served:-0}"
-    record rss "$1" "$rss"
-    record rss_before "$1" "$before"
+    record rss "$1" "$(kib_to_mib "$after")"
+    record rss_before "$1" "$(kib_to_mib "$before")"
+    record per_conn "$1" "$(per_conn_kib "$served" "$before" "$after")"
 }
 
-kib_to_mib() { awk -v k="${1:-0}" 'BEGIN { printf "%.1f", k / 1024 }'; }
+# ---- the 128 MB run -------------------------------------------------------------------
+# The proxy under -XX:MaxRAM=128m, the heap and direct-memory sizes the JVM picks in a
+# 128 MB container (there is no cgroup limit here, so nothing is killed: the peak RSS
+# says whether it would have been). Each variant is a fresh process with its own logs,
+# run through Mix.java; its figures are recorded under mix_KEY.VARIANT.
+#   plain   java -XX:MaxRAM=128m -cp out Proxy FILE          (as the README starts it)
+#   opts    java $JVM_OPTS -XX:MaxRAM=128m -cp out/proxy.jar Proxy FILE   (make run's)
+#   nginx   nginx-proxy.conf, for reference
+
+# Log lines the proxy may write: access lines (nginx's combined format) and error lines
+# (an ISO-8601 time stamp first). Anything else (a stack trace, a JVM warning, an
+# OutOfMemoryError printed by the JVM) is a finding.
+ACCESS_LINE='^[0-9A-Fa-f.:]+ - - \[[0-9]{2}/[A-Za-z]{3}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2} [+-][0-9]{4}\] "'
+ERROR_LINE='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?(Z|[+-][0-9]{2}:[0-9]{2}) '
+
+run_mix() { # plain|opts|nginx
+    local v=$1 port pid out line key value other oome errors f files=()
+    case $v in
+    plain | opts)
+        render proxy-mix.properties "proxy-mix-$v.properties" "$v"
+        files=("$DIR/mix-$v.out" "$DIR/mix-$v-access.log" "$DIR/mix-$v-error.log")
+        touch "${files[@]}"
+        if [ "$v" = plain ]; then
+            "$JAVA" -XX:MaxRAM=128m -cp out Proxy "$DIR/proxy-mix-$v.properties" >>"$DIR/mix-$v.out" 2>&1 &
+        else
+            # shellcheck disable=SC2086  # JVM_OPTS is a list of options
+            "$JAVA" $JVM_OPTS -XX:MaxRAM=128m -cp out/proxy.jar Proxy "$DIR/proxy-mix-$v.properties" \
+                >>"$DIR/mix-$v.out" 2>&1 &
+        fi
+        PID=$!
+        PIDS+=("$PID")
+        port=$PROXY_PORT
+        wait_ready proxy "${EPOCHREALTIME/./}" >/dev/null || exit 1
+        ;;
+    nginx)
+        start_reference
+        port=$NGINX_PORT
+        wait_ready nginx "${EPOCHREALTIME/./}" >/dev/null || exit 1
+        ;;
+    esac
+    pid=$PID
+    phase "128 MB run: $v (pid $pid)"
+    out=$(timeout $((MIX_LIMIT + 60)) "$JAVA" -cp "$DIR/classes" Mix host=127.0.0.1 port="$port" www="$DIR/www" \
+        pids="$(server_pids "$pid" | tr ' ' ,)" stalled="$MIX_STALLED" idle="$MIX_IDLE" downloads="$MIX_DOWNLOADS" \
+        wrk_connections=1000 wrk_seconds="$MIX_WRK_SECONDS" limit="$MIX_LIMIT" 2>&1) || true
+    grep -v '^result' <<<"$out" || true
+    line=$(grep '^result ' <<<"$out" || true)
+    [ -n "$line" ] || echo "  mix: no result from Mix.java"
+    for f in ${line#result }; do
+        key=${f%%=*}
+        value=${f#*=}
+        record "mix_$key" "$v" "$value"
+    done
+    stop_pid "$pid"
+    [ ${#files[@]} -gt 0 ] || return 0
+    # What the proxy wrote: everything but access and error lines is counted.
+    other=$(cat "${files[@]}" | grep -cvE "$ACCESS_LINE|$ERROR_LINE" || true)
+    oome=$(cat "${files[@]}" | grep -c 'OutOfMemoryError' || true)
+    errors=$(cat "${files[@]}" | grep -cE "$ERROR_LINE" || true)
+    record mix_log_other "$v" "$other"
+    record mix_log_oome "$v" "$oome"
+    printf '  %s log: %s access lines, %s error lines, %s other lines, %s mentioning OutOfMemoryError\n' "$v" \
+        "$(cat "${files[@]}" | grep -cE "$ACCESS_LINE" || true)" "$errors" "$other" "$oome"
+    if [ "$other" -gt 0 ]; then
+        echo "  first other line: $(cat "${files[@]}" | grep -vE "$ACCESS_LINE|$ERROR_LINE" | head -n 1 | cut -c 1-200)"
+        echo "  other lines, the most common kinds:"
+        cat "${files[@]}" | grep -vE "$ACCESS_LINE|$ERROR_LINE" | log_kinds
+    fi
+    [ "$errors" -eq 0 ] || { echo "  error lines, the most common kinds:"; grep -hE "$ERROR_LINE" "${files[@]}" | log_kinds; }
+}
+
+mix_runs() {
+    run_mix plain
+    run_mix opts
+    run_mix nginx
+}
 
 # ---- the run --------------------------------------------------------------------------
 
-SERVERS=(proxy nginx)
+phase() { echo "[$((SECONDS - STARTED)) s] $*"; } # a step of the run, with the time so far
 
 # The JVM compiles its hot code while it runs; after a change of load (64 connections,
 # then 1000, then a large body) its compiler threads work for a while longer and take
 # CPU from the proxy on these two cores: measured with perf stat, they used 60-80 ms
 # during each of the first three 100 MiB uploads after a load burst, and 10 ms during the
-# fourth, when the upload ran 25 % faster. So the warm-up goes round WARMUP times.
+# fourth, when the upload ran 25 % faster. So the proxy's warm-up goes round WARMUP
+# times; nginx and HAProxy, with nothing to compile, go round once (page cache, pools).
 warm_up() {
     local s pass
     for pass in $(seq "$WARMUP"); do
-        echo "warm-up $pass/$WARMUP (not counted)"
+        phase "warm-up $pass/$WARMUP (not counted)"
         for s in "${SERVERS[@]}"; do
+            [ "$pass" = 1 ] || [ "$s" = proxy ] || continue
             measure_wrk "$s" 64 5
             measure_wrk "$s" 1000 3
             measure_download "$s"
@@ -340,7 +494,7 @@ warm_up() {
 load_rounds() {
     local r s
     for r in $(seq "$ROUNDS"); do
-        echo "round $r/$ROUNDS"
+        phase "round $r/$ROUNDS"
         for s in "${SERVERS[@]}"; do measure_wrk "$s" 64 "$WRK_SECONDS" record; done
         for s in "${SERVERS[@]}"; do measure_wrk "$s" 1000 "$WRK_SECONDS" record; done
         for s in "${SERVERS[@]}"; do measure_download "$s" record; done
@@ -352,10 +506,10 @@ fresh_rounds() {
     local r s
     # The first start is not counted: it pays for a cold page cache, and a JVM asked for
     # -XX:+AutoCreateSharedArchive writes its class-data archive when it exits.
-    echo "fresh processes: warm-up start (not counted)"
+    phase "fresh processes: warm-up start (not counted)"
     for s in "${SERVERS[@]}"; do measure_fresh "$s"; done
     for r in $(seq "$ROUNDS"); do
-        echo "fresh processes, round $r/$ROUNDS"
+        phase "fresh processes, round $r/$ROUNDS"
         for s in "${SERVERS[@]}"; do measure_fresh "$s" record; done
     done
 }
@@ -371,78 +525,173 @@ total() { # FILE
     [ -s "$1" ] && awk '{ n += $1 } END { print n + 0 }' "$1" || echo "-"
 }
 
-# One table row, the numbers shown with DECIMALS places. RULE says when the proxy meets
-# its target:
+med() { median "$DIR/results/$1.$2"; }   # METRIC SERVER
+sum() { total "$DIR/results/$1.$2"; }    # METRIC SERVER
+# The one value of a metric measured once (the 128 MB run), "-" if none.
+one() { [ -s "$DIR/results/$1.$2" ] && tail -n 1 "$DIR/results/$1.$2" || echo "-"; }
+
+# One markdown table row of numbers, shown with DECIMALS places and UNIT, with the
+# ratio proxy/nginx. RULES (comma-separated, all must hold) say when the proxy meets its
+# target, and TARGET is how the row says it:
 #   ratio>=X  proxy/nginx at least X      ratio<=X  at most X
-#   max=X     proxy at most X             eq=X      proxy exactly X
-#   info      no target, shown for context
-row() { # LABEL DECIMALS PROXY NGINX RULE TARGET_TEXT
-    awk -v label="$1" -v d="$2" -v p="$3" -v n="$4" -v rule="$5" -v target="$6" 'BEGIN {
-        split(rule, r, "=")
-        ratio = (p != "-" && n != "-" && n + 0 != 0 && rule != "eq=0") ? sprintf("%.2f", p / n) : "-"
-        if (p == "-") met = "no data"
-        else if (r[1] == "ratio>") met = (ratio != "-" && ratio + 0 >= r[2]) ? "yes" : "NO"
-        else if (r[1] == "ratio<") met = (ratio != "-" && ratio + 0 <= r[2]) ? "yes" : "NO"
-        else if (r[1] == "max") met = (p + 0 <= r[2]) ? "yes" : "NO"
-        else if (r[1] == "eq") met = (p + 0 == r[2]) ? "yes" : "NO"
-        else met = ""
-        if (p != "-") p = sprintf("%." d "f", p)
-        if (n != "-") n = sprintf("%." d "f", n)
-        printf "%-34s %11s %11s %8s   %-22s %s\n", label, p, n, ratio, target, met
+#   max=X     proxy at most X             lt=X      proxy below X
+#   eq=X      proxy exactly X             info      no target, shown for context
+# A missing value is "-"; a column for a server not measured (HAProxy not installed,
+# or a run only the proxy has) is "-" too.
+row() { # LABEL UNIT DECIMALS PROXY NGINX HAPROXY RULES TARGET
+    awk -v label="$1" -v unit="$2" -v d="$3" -v p="$4" -v n="$5" -v h="$6" -v rules="$7" -v target="$8" '
+    function show(v) { return v == "-" || v == "" ? "-" : sprintf("%." d "f", v) (unit == "" ? "" : " " unit) }
+    BEGIN {
+        ratio = (p != "-" && n != "-" && n + 0 > 0) ? sprintf("%.2f", p / n) : "-"
+        met = "met"
+        k = split(rules, rule, ",")
+        for (i = 1; i <= k; i++) {
+            split(rule[i], r, "=")
+            if (r[1] == "info") { met = ""; continue }
+            if (p == "-" || p == "") { met = "no data"; break }
+            ok = (r[1] == "ratio>") ? ratio != "-" && ratio + 0 >= r[2] : \
+                 (r[1] == "ratio<") ? ratio != "-" && ratio + 0 <= r[2] : \
+                 (r[1] == "max") ? p + 0 <= r[2] : (r[1] == "lt") ? p + 0 < r[2] : (r[1] == "eq") ? p + 0 == r[2] : 0
+            if (!ok) met = "MISSED"
+        }
+        printf "| %s | %s | %s | %s | %s | %s%s |\n", label, show(p), show(n), show(h), ratio, target, met == "" ? "" : ", " met
     }'
 }
 
-med() { median "$DIR/results/$1.$2"; } # METRIC SERVER
+# A row of words or "a / b" pairs (the 128 MB run); MET is "met", "MISSED" or "".
+text_row() { # LABEL PROXY NGINX HAPROXY TARGET MET
+    printf '| %s | %s | %s | %s | - | %s%s |\n' "$1" "$2" "$3" "$4" "$5" "${6:+, $6}"
+}
+
+# The 128 MB run's rows for one variant of the proxy (nginx's one run alongside).
+mix_rows() { # VARIANT LABEL
+    local v=$1 l=$2 whole short ok
+    if [ ! -s "$DIR/results/mix_peak_hwm_kib.$v" ]; then
+        text_row "128 MB run, $l" "no result" "-" "-" "" "MISSED"
+        return
+    fi
+    row "128 MB run, $l: peak RSS (VmHWM)" MiB 1 "$(kib_to_mib "$(one mix_peak_hwm_kib "$v")")" \
+        "$(kib_to_mib "$(one mix_peak_hwm_kib nginx)")" - "max=100" "<= 100 MiB"
+    row "128 MB run, $l: largest VmRSS sampled every 100 ms" MiB 1 "$(kib_to_mib "$(one mix_max_rss_kib "$v")")" \
+        "$(kib_to_mib "$(one mix_max_rss_kib nginx)")" - "info" "(for context)"
+    whole=$(one mix_whole "$v")
+    short=$(one mix_not_whole "$v")
+    [ "$short" = 0 ] && [ "$whole" != - ] && ok=met || ok=MISSED
+    text_row "128 MB run, $l: responses whole / not whole" "$whole / $short" \
+        "$(one mix_whole nginx) / $(one mix_not_whole nginx)" - "all whole" "$ok"
+    [ "$(one mix_wrk_socket_errors "$v")" = 0 ] && [ "$(one mix_wrk_non2xx "$v")" = 0 ] && ok=met || ok=MISSED
+    text_row "128 MB run, $l: wrk socket errors (timeouts) / non-2xx" \
+        "$(one mix_wrk_socket_errors "$v") ($(one mix_wrk_timeouts "$v")) / $(one mix_wrk_non2xx "$v")" \
+        "$(one mix_wrk_socket_errors nginx) ($(one mix_wrk_timeouts nginx)) / $(one mix_wrk_non2xx nginx)" - "0" "$ok"
+    [ "$(one mix_log_other "$v")" = 0 ] && [ "$(one mix_log_oome "$v")" = 0 ] && ok=met || ok=MISSED
+    text_row "128 MB run, $l: log lines not access/error (OutOfMemoryError anywhere)" \
+        "$(one mix_log_other "$v") ($(one mix_log_oome "$v"))" - - "0" "$ok"
+    text_row "128 MB run, $l: stalled uploads held / answered early / failed" \
+        "$(one mix_stalls_held "$v") / $(one mix_stalls_answered_early "$v") / $(one mix_stalls_failed "$v")" \
+        "$(one mix_stalls_held nginx) / $(one mix_stalls_answered_early nginx) / $(one mix_stalls_failed nginx)" - \
+        "(for context)" ""
+    row "128 MB run, $l: RSS per idle connection, all else held" KiB 2 \
+        "$(per_conn_kib "$(one mix_idle_served "$v")" "$(one mix_idle_before_kib "$v")" "$(one mix_idle_after_kib "$v")")" \
+        "$(per_conn_kib "$(one mix_idle_served nginx)" "$(one mix_idle_before_kib nginx)" "$(one mix_idle_after_kib nginx)")" \
+        - "info" "(for context)"
+    [ "$(one mix_alive "$v")" = yes ] && [ "$(one mix_answers "$v")" = yes ] && ok=met || ok=MISSED
+    text_row "128 MB run, $l: alive and answering at the end" "$(one mix_alive "$v") / $(one mix_answers "$v")" \
+        "$(one mix_alive nginx) / $(one mix_answers nginx)" - "yes" "$ok"
+}
 
 report() {
-    local R=$DIR/results
+    local R=$DIR/results h=-
+    has_haproxy() { [[ " ${SERVERS[*]} " == *" haproxy "* ]]; }
+    hv() { has_haproxy && "$@" haproxy || echo "-"; } # a haproxy figure, or "-" without HAProxy
     echo
     echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
     echo "jdk:     $("$JAVA" -version 2>&1 | head -n 1)"
     echo "nginx:   $(nginx -v 2>&1 | sed 's/^nginx version: //')"
-    echo "medians of $ROUNDS rounds, alternating proxy/nginx; wrk -t2 ${WRK_SECONDS}s runs; MB = 10^6 bytes"
+    has_haproxy && echo "haproxy: $(haproxy -v 2>&1 | head -n 1 | sed 's/^HAProxy version //')"
+    echo "JVM_OPTS (make run's options, used for the proxy column): $JVM_OPTS"
+    echo "medians of $ROUNDS rounds, alternating ${SERVERS[*]}; wrk -t2 ${WRK_SECONDS}s runs; counts summed over the rounds;"
+    echo "MB = 10^6 bytes, MiB = 2^20 bytes; RSS summed over a server's processes"
     echo
-    printf "%-34s %11s %11s %8s   %-22s %s\n" metric proxy nginx ratio target met
-    printf '%s\n' "--------------------------------------------------------------------------------------------------"
-    row "requests/s, 64 connections" 0 "$(med rps64 proxy)" "$(med rps64 nginx)" "ratio>=1.0" ">= 1.0x nginx"
-    row "p99 latency ms, 64 connections" 2 "$(med p99_64 proxy)" "$(med p99_64 nginx)" "ratio<=1.0" "<= nginx"
-    row "errors, 64 conns (all rounds)" 0 "$(total "$R/err64.proxy")" "$(total "$R/err64.nginx")" "eq=0" "0"
-    row "requests/s, 1000 connections" 0 "$(med rps1000 proxy)" "$(med rps1000 nginx)" "ratio>=1.0" ">= 1.0x nginx"
-    row "p99 latency ms, 1000 connections" 2 "$(med p99_1000 proxy)" "$(med p99_1000 nginx)" "ratio<=1.0" "<= nginx"
-    row "errors, 1000 conns (all rounds)" 0 "$(total "$R/err1000.proxy")" "$(total "$R/err1000.nginx")" "eq=0" "0"
-    row "download 100 MiB, MB/s" 0 "$(med download proxy)" "$(med download nginx)" "ratio>=2.0" ">= 2.0x nginx"
-    row "upload 100 MiB, MB/s" 0 "$(med upload proxy)" "$(med upload nginx)" "ratio>=1.0" ">= 1.0x nginx"
-    row "RSS MiB, $IDLE idle keep-alive" 1 "$(med rss proxy)" "$(med rss nginx)" "max=96" "<= 96 MiB"
-    row "RSS MiB, before those connections" 1 "$(med rss_before proxy)" "$(med rss_before nginx)" "info" "(for context)"
-    row "idle connections served (of $IDLE)" 0 "$(med served proxy)" "$(med served nginx)" "eq=$IDLE" "all $IDLE"
-    row "first response ms, fresh start" 0 "$(med first_ms proxy)" "$(med first_ms nginx)" "max=150" "<= 150 ms"
+    echo "| metric | proxy | nginx | haproxy | ratio proxy/nginx | target |"
+    echo "|---|---|---|---|---|---|"
+    row "requests/s, 64 connections" "" 0 "$(med rps64 proxy)" "$(med rps64 nginx)" "$(hv med rps64)" "ratio>=1.0" ">= 1.0x nginx"
+    row "p99 latency, 64 connections" ms 2 "$(med p99_64 proxy)" "$(med p99_64 nginx)" "$(hv med p99_64)" "ratio<=1.0" "<= nginx"
+    row "requests/s, 1000 connections" "" 0 "$(med rps1000 proxy)" "$(med rps1000 nginx)" "$(hv med rps1000)" "ratio>=1.0" ">= 1.0x nginx"
+    row "p99 latency, 1000 connections" ms 2 "$(med p99_1000 proxy)" "$(med p99_1000 nginx)" "$(hv med p99_1000)" \
+        "ratio<=1.0,max=100" "<= nginx and <= 100 ms"
+    row "wrk timeouts (> 2 s), 1000 connections, $ROUNDS rounds" "" 0 "$(sum timeouts1000 proxy)" "$(sum timeouts1000 nginx)" \
+        "$(hv sum timeouts1000)" "eq=0" "0"
+    row "wrk timeouts (> 2 s), 64 connections, $ROUNDS rounds" "" 0 "$(sum timeouts64 proxy)" "$(sum timeouts64 nginx)" \
+        "$(hv sum timeouts64)" "eq=0" "0"
+    row "socket errors + non-2xx, 64 and 1000 connections, $ROUNDS rounds" "" 0 \
+        "$(($(sum err64 proxy) + $(sum err1000 proxy)))" "$(($(sum err64 nginx) + $(sum err1000 nginx)))" \
+        "$(has_haproxy && echo $(($(sum err64 haproxy) + $(sum err1000 haproxy))) || echo -)" "eq=0" "0"
+    row "download 100 MiB" MB/s 0 "$(med download proxy)" "$(med download nginx)" "$(hv med download)" "ratio>=2.0" ">= 2.0x nginx"
+    row "upload 100 MiB" MB/s 0 "$(med upload proxy)" "$(med upload nginx)" "$(hv med upload)" "ratio>=1.0" ">= 1.0x nginx"
+    row "RSS after the load runs" MiB 1 "$(one rss_load proxy)" "$(one rss_load nginx)" "$(hv one rss_load)" "info" "(for context)"
+    row "RSS with $IDLE idle keep-alive connections, after load" MiB 1 "$(one rss_load_idle proxy)" \
+        "$(one rss_load_idle nginx)" "$(hv one rss_load_idle)" "info" "(for context)"
+    # No target after load: connections opened into a heap the load already grew (and
+    # made resident) cost little new RSS; the fresh process is the honest measure.
+    row "RSS per idle connection, after load" KiB 2 "$(one per_conn_load proxy)" "$(one per_conn_load nginx)" \
+        "$(hv one per_conn_load)" "info" "(for context: into the heap the load grew)"
+    row "RSS with $IDLE idle keep-alive connections, fresh process" MiB 1 "$(med rss proxy)" "$(med rss nginx)" \
+        "$(hv med rss)" "max=96" "<= 96 MiB"
+    row "RSS of a fresh process, before those connections" MiB 1 "$(med rss_before proxy)" "$(med rss_before nginx)" \
+        "$(hv med rss_before)" "info" "(for context)"
+    row "RSS per idle connection, fresh process" KiB 2 "$(med per_conn proxy)" "$(med per_conn nginx)" \
+        "$(hv med per_conn)" "lt=5" "well under 5 KiB"
+    row "idle connections served (of $IDLE), fresh process" "" 0 "$(med served proxy)" "$(med served nginx)" \
+        "$(hv med served)" "eq=$IDLE" "all $IDLE"
+    row "first response after start" ms 0 "$(med first_ms proxy)" "$(med first_ms nginx)" "$(hv med first_ms)" \
+        "max=150" "<= 150 ms"
+    if [ "$MIX" = 1 ]; then
+        mix_rows plain "plain java"
+        mix_rows opts "make run's options"
+    fi
     echo
-    echo "(errors: wrk's socket errors, a timeout being no response within 2 s, plus non-2xx"
-    echo " responses, summed over all rounds; a failed download or upload counts as 0 MB/s)"
+    echo "Timeouts are wrk's: requests with no response within 2 s. Socket errors are wrk's connect,"
+    echo "read and write errors; a failed download or upload counts as 0 MB/s. RSS after load: one"
+    echo "sample, the processes that served every round. RSS per idle connection: (RSS with the"
+    echo "connections - RSS before) / connections served. Fresh process: a new one per round."
+    if [ "$MIX" = 1 ]; then
+        echo "128 MB run: java -XX:MaxRAM=128m (plain: -cp out Proxy FILE; make run's: JVM_OPTS -XX:MaxRAM=128m),"
+        echo "shipped defaults (test/bench/proxy-mix.properties), then Mix.java, all held at once at the end:"
+        echo "$MIX_STALLED stalled uploads (POST head, Content-Length 900000, 5000 body bytes, then a pause), a 1 MiB"
+        echo "download (SHA-256 checked), wrk -c1000 ${MIX_WRK_SECONDS}s with $MIX_DOWNLOADS parallel 100 MiB downloads (each"
+        echo "compared byte for byte), $MIX_IDLE idle keep-alive connections (each served once), a second 1 MiB"
+        echo "download. Peak RSS: VmHWM at the end. The nginx column is one nginx run through the same mix."
+    fi
     report_logs
 }
 
 # What the servers complained about during the run: a fast number with errors behind it
-# is not a result. The proxy's "listening on" lines are not complaints.
+# is not a result. Not complaints: the proxy's "listening on" lines, HAProxy's start-up
+# notices, and its two lines about the descriptor limit being below what maxconn 20000
+# asks for (expected here, see "no strict-limits" in haproxy.cfg).
+EXPECTED_LOG_LINES='listening on|\[NOTICE\]|Cannot raise FD limit|FD limit \([0-9]+\) too low for maxconn'
 report_logs() {
     local f n
     echo
-    for f in proxy.out proxy-error.log nginx-proxy-error.log backend-error.log; do
-        n=$(grep -vc 'listening on' "$DIR/$f" 2>/dev/null || true)
+    for f in proxy.out proxy-error.log nginx-proxy-error.log haproxy.out backend-error.log; do
+        [ -e "$DIR/$f" ] || continue
+        n=$(grep -vcE "$EXPECTED_LOG_LINES" "$DIR/$f" 2>/dev/null || true)
         printf 'log %-22s %6s other lines\n' "$f:" "${n:-0}"
-        [ "${n:-0}" -eq 0 ] || grep -v 'listening on' "$DIR/$f" | log_kinds
+        [ "${n:-0}" -eq 0 ] || grep -vE "$EXPECTED_LOG_LINES" "$DIR/$f" | log_kinds
     done
 }
 
-# The five most common kinds of line: timestamps, pids and port numbers taken out, so
-# that lines differing only in those count as one kind.
+# The five most common kinds of line: timestamps, pids and port numbers (after an IPv4
+# address or an IPv6 one's "]") taken out, so that lines differing only in those count
+# as one kind.
 log_kinds() {
-    sed -E -e 's/^[0-9]{4}[-/][0-9]{2}[-/][0-9]{2}[T ][0-9:.]+Z? //' -e 's/[0-9]+#[0-9]+: (\*[0-9]+ )?//' \
-        -e 's/:[0-9]{2,5}\b/:PORT/g' | cut -c 1-150 | sort | uniq -c | sort -rn | head -n 5
+    sed -E -e 's/^[0-9]{4}[-/][0-9]{2}[-/][0-9]{2}[T ][0-9:.]+(Z|[+-][0-9:]+)? //' -e 's/[0-9]+#[0-9]+: (\*[0-9]+ )?//' \
+        -e 's/([0-9]\.[0-9]+|\]):[0-9]{2,5}\b/\1:PORT/g' -e 's/\(([0-9]+)\)/(PID)/' | cut -c 1-150 | sort | uniq -c | sort -rn | head -n 5
 }
 
 main() {
-    local started=$SECONDS
+    local s pid
+    STARTED=$SECONDS
     check_tools
     setup_dir
     raise_fd_limit
@@ -453,28 +702,32 @@ main() {
     render backend.conf
     render nginx-proxy.conf
     render proxy.properties
+    render haproxy.cfg
 
     start_backend
     wait_ready backend "${EPOCHREALTIME/./}" >/dev/null || exit 1
     check_server backend
-    start_proxy
-    wait_ready proxy "${EPOCHREALTIME/./}" >/dev/null || exit 1
-    start_reference
-    wait_ready nginx "${EPOCHREALTIME/./}" >/dev/null || exit 1
-    check_server proxy
-    check_server nginx
-    echo "backend :$BACKEND_PORT, proxy :$PROXY_PORT, nginx :$NGINX_PORT: all answer correctly"
+    declare -gA LOADED # server -> the pid of its process that serves the load rounds
+    for s in "${SERVERS[@]}"; do
+        start "$s"
+        LOADED[$s]=$PID
+        wait_ready "$s" "${EPOCHREALTIME/./}" >/dev/null || exit 1
+    done
+    for s in "${SERVERS[@]}"; do check_server "$s"; done
+    echo "backend :$BACKEND_PORT, $(for s in "${SERVERS[@]}"; do printf '%s :%s, ' "$s" "$(port_of "$s")"; done)all answer correctly"
 
     warm_up
     load_rounds
+    phase "after the load runs"
+    for s in "${SERVERS[@]}"; do measure_after_load "$s" "${LOADED[$s]}"; done
     # The load tests' processes are done; the rest needs fresh ones.
-    local pid
     for pid in "${PIDS[@]}"; do [ "$pid" = "$BACKEND_PID" ] || stop_pid "$pid"; done
     fresh_rounds
+    [ "$MIX" = 1 ] && mix_runs
 
     report
     echo
-    echo "bench: done in $((SECONDS - started)) s"
+    echo "bench: done in $((SECONDS - STARTED)) s"
 }
 
 main "$@"
