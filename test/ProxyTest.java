@@ -357,6 +357,62 @@ class ProxyTest {
     }
 
     @Test
+    void atMostTenInterimResponsesPassAndAnEleventhIs502() throws Exception {
+        for (int interim : new int[] {Config.MAX_INTERIM_RESPONSES, Config.MAX_INTERIM_RESPONSES + 1}) {
+            String early = "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n";
+            try (var backend = new TestSupport.Backend(raw(early.repeat(interim) + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+                 var proxy = TestSupport.proxy(backend.port());
+                 var client = new TestSupport.Client(TestSupport.port(proxy))) {
+                client.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+                int forwarded = 0;
+                var resp = client.read();
+                for (; resp.status() == 103; resp = client.read()) forwarded++;
+                if (interim <= Config.MAX_INTERIM_RESPONSES) {
+                    assertEquals(200, resp.status());
+                    assertEquals(interim, forwarded, "every interim response up to the cap is passed on");
+                } else {
+                    assertEquals(502, resp.status(), interim + " interim responses");
+                    assertEquals(Config.MAX_INTERIM_RESPONSES, forwarded, "none beyond the cap is passed on");
+                }
+            }
+        }
+    }
+
+    @Test
+    void anHttp10ClientGetsNoInterimResponses() throws Exception {
+        try (var backend = new TestSupport.Backend(raw("HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"
+                + "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+             var proxy = TestSupport.proxy(backend.port());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            client.send("GET / HTTP/1.0\r\n\r\n");
+            var resp = client.read();
+            assertEquals(200, resp.status(), "RFC 9110 15.2: no 1xx to an HTTP/1.0 client");
+            assertEquals("ok", resp.bodyText());
+            assertTrue(client.closedByPeer());
+        }
+    }
+
+    @Test
+    void aHeadRequestAnsweredWithAnErrorGetsNoBody() throws Exception {
+        try (var proxy = TestSupport.proxy(TestSupport.closedPort());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            client.send("HEAD / HTTP/1.1\r\nHost: a\r\n\r\n");
+            var head = client.read(true);
+            assertEquals(502, head.status());
+            assertEquals(Integer.toString("502 Bad Gateway\n".length()), head.header("Content-Length"),
+                    "the length the GET would have (RFC 9110 9.3.2)");
+            // If the HEAD answer had carried its body, this response would be out of step.
+            client.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+            var get = client.read();
+            assertEquals(502, get.status());
+            assertEquals("502 Bad Gateway\n", get.bodyText());
+            client.socket.setSoTimeout(200);
+            assertThrows(java.net.SocketTimeoutException.class, () -> client.in.read(),
+                    "the connection stays open and holds no stray bytes");
+        }
+    }
+
+    @Test
     void expect100ContinueIsAnsweredByTheProxyAndOtherExpectationsAre417() throws Exception {
         try (var backend = new TestSupport.Backend(); var proxy = TestSupport.proxy(backend.port());
              var client = new TestSupport.Client(TestSupport.port(proxy))) {
