@@ -358,7 +358,9 @@ class ProxyTest {
 
     @Test
     void atMostTenInterimResponsesPassAndAnEleventhIs502() throws Exception {
-        for (int interim : new int[] {Config.MAX_INTERIM_RESPONSES, Config.MAX_INTERIM_RESPONSES + 1}) {
+        // The cap is Config.MAX_INTERIM_RESPONSES, documented as 10: the numbers are written
+        // out, so that a change of the cap shows here.
+        for (int interim : new int[] {10, 11}) {
             String early = "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n";
             try (var backend = new TestSupport.Backend(raw(early.repeat(interim) + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
                  var proxy = TestSupport.proxy(backend.port());
@@ -367,12 +369,12 @@ class ProxyTest {
                 int forwarded = 0;
                 var resp = client.read();
                 for (; resp.status() == 103; resp = client.read()) forwarded++;
-                if (interim <= Config.MAX_INTERIM_RESPONSES) {
+                if (interim == 10) {
                     assertEquals(200, resp.status());
                     assertEquals(interim, forwarded, "every interim response up to the cap is passed on");
                 } else {
                     assertEquals(502, resp.status(), interim + " interim responses");
-                    assertEquals(Config.MAX_INTERIM_RESPONSES, forwarded, "none beyond the cap is passed on");
+                    assertEquals(10, forwarded, "none beyond the cap is passed on");
                 }
             }
         }
