@@ -248,12 +248,13 @@ final class ClientConnection {
     /** Reads the final response head, passing interim (1xx) responses on to the client. */
     private HttpParser.Response readResponseHead(Upstreams.Connection up, HttpParser.Request req)
             throws IOException, HttpError {
-        for (int interim = 0; ; interim++) {
-            if (interim > Config.MAX_INTERIM_RESPONSES) throw new HttpError(502, "too many 1xx responses", true);
+        for (int interim = 0; ; interim++) { // interim: the 1xx responses passed on so far
             byte[] head = up.wire().readHead(Wire.HeadLimits.RESPONSE);
             if (head == null) throw new EOFException("upstream closed the connection without a response");
             HttpParser.Response resp = HttpParser.parseResponse(head);
             if (resp.status() >= 200 || resp.status() == 101) return resp;
+            // Checked before passing it on, so that no more than the cap ever reaches the client.
+            if (interim == Config.MAX_INTERIM_RESPONSES) throw new HttpError(502, "too many 1xx responses", true);
             // RFC 9110 15.2: forward 1xx (103 Early Hints, ...), except to an HTTP/1.0 client.
             if (req.http11()) writeToClient(Forwarding.interimHead(resp));
         }

@@ -10,6 +10,7 @@ import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Semaphore;
@@ -42,12 +43,17 @@ public final class Proxy implements AutoCloseable {
      */
     private static final int CLIENT_BUFFER = 256;
 
+    /** Refused connections that may linger at once, and for how long each (see refuse). */
+    private static final int MAX_LINGERING_REFUSALS = 64;
+    private static final Duration REFUSAL_LINGER = Duration.ofSeconds(1);
+
     private final Config config;
     private final Log log;
     private final Upstreams upstreams;
     private final BufferPool buffers;
     private final IdleConnections idle;
     private final Semaphore slots;
+    private final Semaphore lingeringRefusals = new Semaphore(MAX_LINGERING_REFUSALS);
     private final List<ServerSocketChannel> listeners = new ArrayList<>();
     private final List<Thread> acceptors = new ArrayList<>();
 
@@ -190,15 +196,42 @@ public final class Proxy implements AutoCloseable {
         connection.serve();
     }
 
-    /** Over max_connections: answer 503 if the socket takes it at once, then close. */
-    private static void refuse(SocketChannel channel) {
-        try {
-            channel.configureBlocking(false);
-            channel.write(ByteBuffer.wrap(BUSY));
-        } catch (IOException ignored) {
-            // the client is gone already
+    /**
+     * Over max_connections: answer 503, then close gracefully. Closing at once, with the
+     * client's request still unread, makes the kernel send RST instead of FIN, and a reset
+     * can erase the 503 before the client reads it (RFC 9112 9.6). So, like every other
+     * error answer, the refusal sends FIN and then reads and drops what the client still
+     * sends, briefly, on a virtual thread of its own. These connections are over the limit
+     * by definition, so they must stay cheap: at most {@link #MAX_LINGERING_REFUSALS} linger
+     * at once, each for at most {@link #REFUSAL_LINGER} and 64 KiB (Wire.lingeringClose);
+     * beyond that, a flood gets one non-blocking write and an immediate close.
+     */
+    private void refuse(SocketChannel channel) {
+        if (!lingeringRefusals.tryAcquire()) {
+            try {
+                channel.configureBlocking(false); // the accept thread never waits for a client
+                channel.write(ByteBuffer.wrap(BUSY));
+            } catch (IOException ignored) {
+                // the client is gone already
+            }
+            closeQuietly(channel);
+            return;
         }
-        closeQuietly(channel);
+        Thread.ofVirtual().start(() -> {
+            try {
+                Wire wire = new Wire(channel, 64, REFUSAL_LINGER, REFUSAL_LINGER);
+                try {
+                    wire.write(BUSY);
+                } catch (IOException ignored) {
+                    // the client is gone, or took no byte within the time: lingeringClose just closes
+                }
+                wire.lingeringClose(REFUSAL_LINGER);
+            } catch (IOException e) {
+                closeQuietly(channel); // the client was gone before we started
+            } finally {
+                lingeringRefusals.release();
+            }
+        });
     }
 
     private static void closeQuietly(SocketChannel channel) {

@@ -233,18 +233,69 @@ class ProxyTest {
     }
 
     @Test
-    void aPooledConnectionTheUpstreamClosedIsNotA502() throws Exception {
+    void aPooledConnectionTheUpstreamHasClosedIsNotUsedAgain() throws Exception {
         // Keeps the connection "alive" per HTTP, but closes it right after each response.
+        CountDownLatch closed = new CountDownLatch(1);
         TestSupport.Handler closeAfter = (r, out, s) -> {
             out.write(TestSupport.bytes("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+            out.flush();
+            s.close();
+            closed.countDown();
             return false;
         };
-        try (var backend = new TestSupport.Backend(closeAfter); var proxy = TestSupport.proxy(backend.port())) {
-            int port = TestSupport.port(proxy);
-            for (int i = 0; i < 5; i++) {
-                assertEquals(200, TestSupport.exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n").status());
-                assertEquals(200, TestSupport.exchange(port, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx").status());
+        try (var backend = new TestSupport.Backend(closeAfter); var proxy = TestSupport.proxy(backend.port());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            // One client connection: the upstream connection is back in the pool before the
+            // proxy reads the next request from it.
+            client.send("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n");
+            assertEquals(200, client.read().status());
+            assertTrue(closed.await(10, TimeUnit.SECONDS));
+            // The upstream's FIN is in by now: the check before reuse sees it, so even a POST,
+            // which could not be sent again, goes out on a new connection and succeeds.
+            client.send("POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx");
+            assertEquals(200, client.read().status());
+            assertEquals(1, backend.next().connection());
+            var post = backend.next();
+            assertEquals("POST /2 HTTP/1.1", post.requestLine());
+            assertEquals(2, post.connection(), "a new upstream connection");
+            assertNull(backend.received.poll(200, TimeUnit.MILLISECONDS), "the POST was sent once");
+        }
+    }
+
+    @Test
+    void aGetLostOnADeadPooledConnectionIsRetriedButARequestWithABodyIs502() throws Exception {
+        // Each upstream connection answers its first request, then reads the second and
+        // closes without answering: to the proxy the pooled connection looked alive (no FIN
+        // before reuse), and the exchange fails after the request went out.
+        java.util.Map<Integer, Integer> served = new java.util.concurrent.ConcurrentHashMap<>();
+        TestSupport.Handler onceEach = (r, out, s) -> {
+            if (served.merge(r.connection(), 1, Integer::sum) > 1) return false;
+            out.write(TestSupport.bytes("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+            return true;
+        };
+        try (var backend = new TestSupport.Backend(onceEach); var proxy = TestSupport.proxy(backend.port());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            client.send("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n");
+            assertEquals(200, client.read().status());
+            client.send("GET /2 HTTP/1.1\r\nHost: a\r\n\r\n");
+            var retried = client.read();
+            assertEquals(200, retried.status(), "an idempotent request without a body is sent again");
+            assertEquals("ok", retried.bodyText());
+            client.send("POST /3 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello");
+            assertEquals(502, client.read().status(), "a POST may have been acted on: never sent twice");
+            client.send("GET /4 HTTP/1.1\r\nHost: a\r\n\r\n");
+            assertEquals(200, client.read().status());
+            client.send("PUT /5 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello");
+            assertEquals(502, client.read().status(), "a PUT is idempotent, but its body was sent and is gone");
+
+            String[] expected = {"GET /1 HTTP/1.1 on 1", "GET /2 HTTP/1.1 on 1", "GET /2 HTTP/1.1 on 2",
+                "POST /3 HTTP/1.1 on 2", "GET /4 HTTP/1.1 on 3", "PUT /5 HTTP/1.1 on 3"};
+            for (String e : expected) {
+                var got = backend.next();
+                assertEquals(e, got.requestLine() + " on " + got.connection());
             }
+            assertNull(backend.received.poll(200, TimeUnit.MILLISECONDS), "neither the POST nor the PUT was retried");
+            assertEquals(3, backend.connections.get());
         }
     }
 
@@ -263,11 +314,29 @@ class ProxyTest {
 
     @Test
     void failsOverToTheNextServerAndTakesADeadOneOut() throws Exception {
+        // A refused connect moves on to the next server: every request is answered.
         try (var backend = new TestSupport.Backend(); var proxy = TestSupport.proxy(0,
                 "upstream", "127.0.0.1:" + TestSupport.closedPort() + ", 127.0.0.1:" + backend.port() + " weight=2")) {
             for (int i = 0; i < 6; i++) {
                 assertEquals(200, TestSupport.exchange(TestSupport.port(proxy), "GET / HTTP/1.1\r\nHost: a\r\n\r\n").status());
             }
+            assertEquals(6, backend.received.size(), "the live server answered them all");
+        }
+        // A server that accepts, reads the request and hangs up: its accepts show whether it
+        // is still chosen. Round-robin alone would send it 2 of these 6 requests; after its
+        // first failure (max_fails = 1) it is out for fail_timeout and gets no more.
+        try (var dead = new TestSupport.Backend((r, out, s) -> false); var live = new TestSupport.Backend();
+             var proxy = TestSupport.proxy(0, "upstream", "127.0.0.1:" + dead.port() + ", 127.0.0.1:" + live.port()
+                     + " weight=2", "max_fails", "1", "fail_timeout", "30s")) {
+            int ok = 0;
+            for (int i = 0; i < 6; i++) {
+                int status = TestSupport.exchange(TestSupport.port(proxy), "GET / HTTP/1.1\r\nHost: a\r\n\r\n").status();
+                if (status == 200) ok++;
+                else assertEquals(502, status, "a request already sent to a server that failed is not sent again");
+            }
+            assertEquals(1, dead.connections.get(), "the dead server was taken out after one failure");
+            assertEquals(5, ok);
+            assertEquals(5, live.received.size());
         }
     }
 
@@ -284,6 +353,64 @@ class ProxyTest {
             var last = client.read();
             assertEquals(200, last.status());
             assertEquals("ok", last.bodyText());
+        }
+    }
+
+    @Test
+    void atMostTenInterimResponsesPassAndAnEleventhIs502() throws Exception {
+        // The cap is Config.MAX_INTERIM_RESPONSES, documented as 10: the numbers are written
+        // out, so that a change of the cap shows here.
+        for (int interim : new int[] {10, 11}) {
+            String early = "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n";
+            try (var backend = new TestSupport.Backend(raw(early.repeat(interim) + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+                 var proxy = TestSupport.proxy(backend.port());
+                 var client = new TestSupport.Client(TestSupport.port(proxy))) {
+                client.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+                int forwarded = 0;
+                var resp = client.read();
+                for (; resp.status() == 103; resp = client.read()) forwarded++;
+                if (interim == 10) {
+                    assertEquals(200, resp.status());
+                    assertEquals(interim, forwarded, "every interim response up to the cap is passed on");
+                } else {
+                    assertEquals(502, resp.status(), interim + " interim responses");
+                    assertEquals(10, forwarded, "none beyond the cap is passed on");
+                }
+            }
+        }
+    }
+
+    @Test
+    void anHttp10ClientGetsNoInterimResponses() throws Exception {
+        try (var backend = new TestSupport.Backend(raw("HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"
+                + "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+             var proxy = TestSupport.proxy(backend.port());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            client.send("GET / HTTP/1.0\r\n\r\n");
+            var resp = client.read();
+            assertEquals(200, resp.status(), "RFC 9110 15.2: no 1xx to an HTTP/1.0 client");
+            assertEquals("ok", resp.bodyText());
+            assertTrue(client.closedByPeer());
+        }
+    }
+
+    @Test
+    void aHeadRequestAnsweredWithAnErrorGetsNoBody() throws Exception {
+        try (var proxy = TestSupport.proxy(TestSupport.closedPort());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            client.send("HEAD / HTTP/1.1\r\nHost: a\r\n\r\n");
+            var head = client.read(true);
+            assertEquals(502, head.status());
+            assertEquals(Integer.toString("502 Bad Gateway\n".length()), head.header("Content-Length"),
+                    "the length the GET would have (RFC 9110 9.3.2)");
+            // If the HEAD answer had carried its body, this response would be out of step.
+            client.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+            var get = client.read();
+            assertEquals(502, get.status());
+            assertEquals("502 Bad Gateway\n", get.bodyText());
+            client.socket.setSoTimeout(200);
+            assertThrows(java.net.SocketTimeoutException.class, () -> client.in.read(),
+                    "the connection stays open and holds no stray bytes");
         }
     }
 
@@ -340,16 +467,19 @@ class ProxyTest {
     @Test
     void accessLogUsesNginxCombinedFormat() throws Exception {
         var log = java.nio.file.Files.createTempFile("access", ".log");
-        try (var backend = new TestSupport.Backend(); var proxy = TestSupport.proxy(backend.port(), "access_log", log.toString())) {
-            TestSupport.exchange(TestSupport.port(proxy), "GET /x?y HTTP/1.1\r\nHost: a\r\nReferer: http://r/\r\n"
-                    + "User-Agent: ua \"q\"\r\n\r\n");
-            String line = "";
-            // The line is written just after the response: wait for it, within a bound.
-            for (long end = System.nanoTime() + 5_000_000_000L; line.isEmpty() && System.nanoTime() < end; Thread.onSpinWait()) {
-                line = java.nio.file.Files.readString(log);
-            }
+        try (var backend = new TestSupport.Backend(); var proxy = TestSupport.proxy(backend.port(), "access_log", log.toString());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            client.send("GET /x?y HTTP/1.1\r\nHost: a\r\nReferer: http://r/\r\n"
+                    + "User-Agent: ua \"q\"\r\nConnection: close\r\n\r\n");
+            assertEquals(200, client.read().status());
+            // The line is written after the response and before the connection closes: the
+            // close is the event to wait for.
+            assertTrue(client.closedByPeer());
+            String line = java.nio.file.Files.readString(log);
             assertTrue(line.matches("127\\.0\\.0\\.1 - - \\[\\d\\d/\\w{3}/\\d{4}:\\d\\d:\\d\\d:\\d\\d [+-]\\d{4}] "
                     + "\"GET /x\\?y HTTP/1\\.1\" 200 5 \"http://r/\" \"ua \\\\x22q\\\\x22\"\n"), line);
+        } finally {
+            java.nio.file.Files.delete(log);
         }
     }
 
@@ -389,7 +519,18 @@ class ProxyTest {
             client.send("GET / HTTP/1.0\r\n\r\n");
             assertTrue(TestSupport.readHead(client.in).startsWith("HTTP/1.1 200"));
             // For a body that runs until the close, an orderly end of stream would mean "complete".
-            assertThrows(java.io.IOException.class, () -> client.in.readAllBytes());
+            // The reset must come at once: a read timeout (a proxy that never ends the
+            // response) is a failure too, and so is a FIN.
+            client.socket.setSoTimeout(5000);
+            long start = System.nanoTime();
+            var body = new java.io.ByteArrayOutputStream();
+            var end = assertThrows(java.net.SocketException.class, () -> {
+                for (int b; (b = client.in.read()) >= 0; ) body.write(b);
+            }, "the response must end with a reset");
+            long took = (System.nanoTime() - start) / 1_000_000;
+            assertEquals("Connection reset", end.getMessage());
+            assertEquals("partial", body.toString(java.nio.charset.StandardCharsets.ISO_8859_1), "what came is passed on");
+            assertTrue(took < 3000, "the reset came after " + took + " ms");
         }
     }
 

@@ -1,0 +1,150 @@
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * The proxy in a 128 MB container (issue 8, item 2), scaled down to run in seconds: the
+ * proxy as its own process, with the plain command line and {@code -XX:MaxRAM=128m} (what
+ * the JVM sees in such a container), under a flood: stalled uploads, idle keep-alive
+ * connections, parallel downloads and a burst of small requests, all at once. Every
+ * response must be whole, the process alive, its logs free of anything but log lines, and
+ * its peak RSS within 100 MB. (`make bench` runs the full-size mix.)
+ */
+@Timeout(120)
+class ContainerTest {
+    private static final Pattern LOG_LINE = Pattern.compile("^\\d{4}-\\d\\d-\\d\\dT\\S+ .*");
+
+    @Test
+    void aFloodUnder128MegabytesLeavesEveryResponseWholeAndTheRssWithinBudget() throws Exception {
+        byte[] big = new byte[8 << 20];
+        new Random(128).nextBytes(big);
+        TestSupport.Handler app = (r, out, s) -> {
+            if (r.requestLine().startsWith("GET /big ")) {
+                out.write(TestSupport.bytes("HTTP/1.1 200 OK\r\nContent-Length: " + big.length + "\r\n\r\n"));
+                out.write(big);
+            } else {
+                out.write(TestSupport.bytes("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nHello"));
+            }
+            return true;
+        };
+        Path dir = Files.createTempDirectory("proxy-128m");
+        Path errorLog = dir.resolve("error.log");
+        Path output = dir.resolve("output.txt");
+        List<Socket> held = new ArrayList<>();
+        Process proxy = null;
+        try (var backend = new TestSupport.Backend(app);
+             ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
+            Path conf = dir.resolve("proxy.properties");
+            Files.writeString(conf, "listen = 127.0.0.1:0\nupstream = 127.0.0.1:" + backend.port()
+                    + "\naccess_log = off\nerror_log = " + errorLog + "\n");
+            String javaBin = ProcessHandle.current().info().command().orElseThrow();
+            proxy = new ProcessBuilder(javaBin, "-XX:MaxRAM=128m", "-cp", "out", "Proxy", conf.toString())
+                    .redirectErrorStream(true).redirectOutput(output.toFile()).start();
+            int port = awaitPort(errorLog, proxy);
+
+            // 300 uploads that stall after 5,000 of their 900,000 bytes, and stay.
+            for (int i = 0; i < 300; i++) {
+                Socket s = new Socket("127.0.0.1", port);
+                s.getOutputStream().write(TestSupport.bytes("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 900000\r\n\r\n"
+                        + "x".repeat(5000)));
+                held.add(s);
+            }
+            // 2,000 keep-alive connections, each served once, then idle.
+            for (int i = 0; i < 2000; i++) {
+                Socket s = new Socket("127.0.0.1", port);
+                s.setSoTimeout(10_000);
+                s.getOutputStream().write(TestSupport.bytes("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+                held.add(s);
+                if (i % 100 == 99) {
+                    for (Socket t : held.subList(held.size() - 100, held.size())) assertEquals(200, readHello(t));
+                }
+            }
+            // Meanwhile: 6 parallel 8 MiB downloads and 20,000 small requests on 50 connections.
+            List<Future<byte[]>> downloads = new ArrayList<>();
+            for (int i = 0; i < 6; i++) {
+                downloads.add(pool.submit(() -> TestSupport.exchange(port, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n").body()));
+            }
+            List<Future<Integer>> bursts = new ArrayList<>();
+            for (int i = 0; i < 50; i++) bursts.add(pool.submit(burst(port, 400)));
+            for (Future<byte[]> d : downloads) assertArrayEquals(big, d.get(60, TimeUnit.SECONDS), "a download is whole");
+            for (Future<Integer> b : bursts) assertEquals(400, b.get(60, TimeUnit.SECONDS), "every small request got its 200");
+
+            assertTrue(proxy.isAlive(), "the proxy is still running");
+            long peakKib = vmHwmKib(proxy.pid());
+            for (Socket s : held) s.close();
+            held.clear();
+            assertEquals("Hello", TestSupport.exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n").bodyText(), "and still serves");
+
+            String out = Files.readString(output, StandardCharsets.UTF_8);
+            assertEquals("", out, "nothing on the proxy's stdout or stderr (no stack trace, no OutOfMemoryError)");
+            for (String line : Files.readAllLines(errorLog, StandardCharsets.UTF_8)) {
+                assertTrue(LOG_LINE.matcher(line).matches(), "only log lines in the error log: " + line);
+            }
+            assertTrue(peakKib <= 100 * 1024, "peak RSS " + peakKib / 1024 + " MiB, over the budget of 100 MB");
+        } finally {
+            for (Socket s : held) s.close();
+            if (proxy != null) proxy.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+            try (var files = Files.list(dir)) {
+                for (Path p : files.toList()) Files.deleteIfExists(p);
+            }
+            Files.deleteIfExists(dir);
+        }
+    }
+
+    /** {@code n} GETs one after another on one keep-alive connection; the number answered 200. */
+    private static Callable<Integer> burst(int port, int n) {
+        return () -> {
+            int ok = 0;
+            try (var c = new TestSupport.Client(port)) {
+                for (int i = 0; i < n; i++) {
+                    if (c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n").read().status() == 200) ok++;
+                }
+            }
+            return ok;
+        };
+    }
+
+    private static int readHello(Socket s) throws IOException {
+        String head = TestSupport.readHead(s.getInputStream());
+        TestSupport.readExactly(s.getInputStream(), 5);
+        return Integer.parseInt(head.substring(9, 12));
+    }
+
+    private static int awaitPort(Path errorLog, Process proxy) throws Exception {
+        Pattern listening = Pattern.compile("listening on 127\\.0\\.0\\.1:(\\d+)");
+        long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
+        while (System.nanoTime() < deadline && proxy.isAlive()) {
+            if (Files.exists(errorLog)) {
+                Matcher m = listening.matcher(Files.readString(errorLog));
+                if (m.find()) return Integer.parseInt(m.group(1));
+            }
+            Thread.sleep(20);
+        }
+        throw new AssertionError("the proxy did not start");
+    }
+
+    private static long vmHwmKib(long pid) throws IOException {
+        for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
+            if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", ""));
+        }
+        throw new AssertionError("no VmHWM for " + pid);
+    }
+}
