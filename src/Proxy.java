@@ -246,6 +246,10 @@ public final class Proxy implements AutoCloseable {
         return buffers;
     }
 
+    Upstreams upstreams() {
+        return upstreams;
+    }
+
     IdleConnections idle() {
         return idle;
     }

@@ -130,13 +130,13 @@ final class Upstreams {
         List<Wire> out = new ArrayList<>();
         long maxIdle = config.upstreamKeepaliveTimeout().toNanos();
         for (Peer p : peers) {
-            int keep = Math.max(config.upstreamKeepalive(), Math.max(p.demand, p.lastDemand) - p.lent);
-            while (!p.idle.isEmpty() && (p.idle.size() > keep || now - p.idle.peekLast().since() > maxIdle)) {
-                out.add(p.idle.pollLast().wire());
-            }
             if (newWindow) {
                 p.lastDemand = p.demand;
                 p.demand = p.lent;
+            }
+            int keep = keep(p);
+            while (!p.idle.isEmpty() && (p.idle.size() > keep || now - p.idle.peekLast().since() > maxIdle)) {
+                out.add(p.idle.pollLast().wire());
             }
         }
         return out;
@@ -200,13 +200,17 @@ final class Upstreams {
         synchronized (this) {
             if (!c.end()) return; // already ended
             Peer p = c.peer();
-            int keep = Math.max(config.upstreamKeepalive(), Math.max(p.demand, p.lastDemand) - p.lent);
-            if (config.upstreamKeepalive() > 0 && p.idle.size() < keep) {
+            if (config.upstreamKeepalive() > 0 && p.idle.size() < keep(p)) {
                 p.idle.addFirst(new Idle(w, System.nanoTime()));
                 return;
             }
         }
         w.close();
+    }
+
+    /** Idle connections to keep: what the recent demand needs beyond those lent now, at least upstream_keepalive. */
+    private int keep(Peer p) {
+        return Math.max(config.upstreamKeepalive(), Math.max(p.demand, p.lastDemand) - p.lent);
     }
 
     /** Counts a failed attempt (refused, timed out, reset) toward max_fails. */

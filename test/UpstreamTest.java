@@ -129,7 +129,7 @@ class UpstreamTest {
     // ---- the pool: upstream_keepalive --------------------------------------------------
 
     @Test
-    void upstreamKeepaliveBoundsTheIdleConnectionsKept() throws Exception {
+    void thePoolKeepsWhatDemandNeedsThenShrinksToUpstreamKeepalive() throws Exception {
         int concurrent = 4;
         CyclicBarrier allIn = new CyclicBarrier(concurrent);
         TestSupport.Handler together = (r, out, s) -> {
@@ -141,10 +141,34 @@ class UpstreamTest {
              var proxy = TestSupport.proxy(backend.port(), "upstream_keepalive", "2")) {
             wave(TestSupport.port(proxy), concurrent);
             assertEquals(4, backend.connections.get());
-            // Of the 4 connections released, 2 stay pooled: the next 4 at once reuse those
-            // 2 and open 2 more (with no limit they would reuse 4, with no pool open 4).
+            // All 4 released connections stay pooled: 4 were in use at once lately, more than
+            // upstream_keepalive. The next 4 at once reuse them (a pool fixed at 2, as nginx's,
+            // would open 2 more; no pool, 4 more).
             wave(TestSupport.port(proxy), concurrent);
-            assertEquals(6, backend.connections.get());
+            assertEquals(4, backend.connections.get(), "a steady load opens no new connections");
+
+            // Demand falls: after one window the 4 are still remembered, after two the pool
+            // shrinks to upstream_keepalive, closing the longest idle.
+            long now = System.nanoTime();
+            assertEquals(0, proxy.upstreams().expire(now + Upstreams.DEMAND_WINDOW.toNanos()).size());
+            var closed = proxy.upstreams().expire(now + 2 * Upstreams.DEMAND_WINDOW.toNanos() + 1);
+            assertEquals(2, closed.size(), "beyond upstream_keepalive, once demand is gone");
+            closed.forEach(Wire::close);
+            backend.nextEnded();
+            backend.nextEnded();
+        }
+    }
+
+    @Test
+    void idleUpstreamConnectionsAreClosedAfterUpstreamKeepaliveTimeout() throws Exception {
+        try (var backend = new TestSupport.Backend();
+             var proxy = TestSupport.proxy(backend.port(), "upstream_keepalive_timeout", "1s");
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            long start = System.nanoTime();
+            assertEquals(200, client.send(GET).read().status());
+            backend.nextEnded(); // closed by the proxy, without a request coming to find it dead
+            long ms = (System.nanoTime() - start) / 1_000_000;
+            assertTrue(ms >= 900 && ms < 3500, "closed after " + ms + " ms (timeout 1 s, looked over once a second)");
         }
     }
 
