@@ -29,15 +29,17 @@ JAVAC = $(JDK)/bin/javac
 # The JVM options that `make run` and `make demo` use, and that `make bench` measures:
 #   -XX:+UseSerialGC    one GC thread, no concurrent collector taking a core from I/O on a
 #                       small box; the garbage is short-lived request state.
-#   -Xmn8m -Xms32m      a small young generation: the memory it touches stays resident, and
-#                       idle connections, not eden, should decide the RSS. Young collections
+#   -Xmn8m              a small young generation: the memory it touches stays resident, and
+#                       connections, not eden, should decide the RSS. Young collections
 #                       of 8 MiB of short-lived request state take well under a millisecond.
-#   -Xmx512m            room for bursts (the heap holds each connection's parked stack).
+#   (no heap size)      the JVM sizes the heap from the memory it is given (a container's
+#                       limit: half of 128 MB), and buffer_memory follows it (BufferPool).
+#                       A fixed -Xmx could be more than a small container has.
 #   -XX:+AutoCreateSharedArchive -XX:SharedArchiveFile=out/proxy.jsa
 #                       class-data sharing: the first run writes the archive of our classes
 #                       (at exit), later runs map it and start faster. It needs a jar on the
 #                       class path, hence out/proxy.jar. -Xlog:cds=off keeps it quiet.
-JVM_OPTS ?= -XX:+UseSerialGC -Xmn8m -Xms32m -Xmx512m -XX:+AutoCreateSharedArchive -XX:SharedArchiveFile=out/proxy.jsa -Xlog:cds=off -Xlog:cds+dynamic=off
+JVM_OPTS ?= -XX:+UseSerialGC -Xmn8m -XX:+AutoCreateSharedArchive -XX:SharedArchiveFile=out/proxy.jsa -Xlog:cds=off -Xlog:cds+dynamic=off
 
 JUNIT_VERSION = 6.0.1
 JUNIT = lib/junit-platform-console-standalone-$(JUNIT_VERSION).jar
