@@ -113,19 +113,31 @@ final class ClientConnection {
     /** Called by {@link IdleConnections} when the next request begins: serve it on a new thread. */
     void resume() {
         Thread.ofVirtual().start(() -> {
-            try {
-                client.channel.configureBlocking(true);
-            } catch (IOException e) {
-                close(); // closed meanwhile
-                return;
-            }
-            serve();
+            if (blockingAgain()) serve();
+            else close();
         });
     }
 
     /** Called by {@link IdleConnections} when keepalive_timeout ran out, or at shutdown. */
     void closeIdle() {
-        Thread.ofVirtual().start(this::close); // a lingering close may wait: not on the selector's thread
+        Thread.ofVirtual().start(() -> { // a lingering close may wait: not on the selector's thread
+            blockingAgain();
+            close();
+        });
+    }
+
+    /**
+     * The channel waited in non-blocking mode: back to blocking, which every read of the
+     * loop (and of the lingering close) expects. If it can't be, it is closed at once.
+     */
+    private boolean blockingAgain() {
+        try {
+            client.channel.configureBlocking(true);
+            return true;
+        } catch (IOException | RuntimeException e) {
+            client.close();
+            return false;
+        }
     }
 
     Wire wire() {

@@ -176,6 +176,31 @@ class RobustnessTest {
         }
     }
 
+    @Test
+    void idleConnectionsWaitWithoutAThreadAndCostNoCpuWhenKeepaliveTimeoutCloses() throws Exception {
+        try (var backend = new TestSupport.Backend();
+             var proxy = TestSupport.proxy(backend.port(), "keepalive_timeout", "500ms")) {
+            List<TestSupport.Client> clients = new ArrayList<>();
+            try {
+                for (int i = 0; i < 50; i++) {
+                    var c = new TestSupport.Client(TestSupport.port(proxy));
+                    clients.add(c);
+                    assertEquals(200, c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n").read().status());
+                }
+                assertTrue(eventually(() -> proxy.idle().size() == 50), "all 50 wait in IdleConnections: " + proxy.idle().size());
+                for (var c : clients) assertTrue(c.closedByPeer(), "closed with FIN after keepalive_timeout");
+                // The clients keep their sockets open: the proxy lingers on each (Config.LINGERING_TIME),
+                // reading what the client might still send. It must wait for it, not poll for it.
+                var cpu = ProcessHandle.current().info().totalCpuDuration().orElseThrow();
+                Thread.sleep(1000); // the thing measured: what the lingering closes cost meanwhile
+                long ms = ProcessHandle.current().info().totalCpuDuration().orElseThrow().minus(cpu).toMillis();
+                assertTrue(ms < 600, "the lingering closes of 50 idle connections used " + ms + " ms of CPU in 1 s");
+            } finally {
+                for (var c : clients) c.close();
+            }
+        }
+    }
+
     private static String fill(Wire wire) {
         try {
             return wire.fill() ? "ok" : "eof";

@@ -97,6 +97,26 @@ final class TestSupport {
         }
     }
 
+    /**
+     * Fills a listener's accept queue (nobody accepts): a further SYN is then dropped, so a
+     * connect hangs until its timeout.
+     */
+    static List<Socket> fillAcceptQueue(ServerSocket full) throws IOException {
+        List<Socket> fillers = new ArrayList<>();
+        for (int i = 0; i < 8; i++) {
+            Socket s = new Socket();
+            try {
+                s.connect(full.getLocalSocketAddress(), 200);
+                fillers.add(s);
+            } catch (IOException e) {
+                s.close();
+                return fillers; // the queue is full: connects now hang
+            }
+        }
+        for (Socket s : fillers) s.close();
+        throw new AssertionError("the accept queue never filled");
+    }
+
     // ---- the parser on its own --------------------------------------------------------
 
     /**

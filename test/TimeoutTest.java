@@ -295,18 +295,8 @@ class TimeoutTest {
         // A listener whose accept queue is full and never drained: a further SYN is dropped,
         // so connecting hangs until the proxy's connect_timeout.
         try (ServerSocket full = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            List<Socket> fillers = new ArrayList<>();
+            List<Socket> fillers = TestSupport.fillAcceptQueue(full);
             try {
-                for (int i = 0; i < 8; i++) {
-                    Socket s = new Socket();
-                    try {
-                        s.connect(full.getLocalSocketAddress(), 200);
-                        fillers.add(s);
-                    } catch (IOException e) {
-                        s.close();
-                        break; // the queue is full: connects now hang
-                    }
-                }
                 try (var proxy = TestSupport.proxy(full.getLocalPort(), "connect_timeout", "1s")) {
                     long start = System.nanoTime();
                     var resp = TestSupport.exchange(TestSupport.port(proxy), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");

@@ -213,7 +213,7 @@ class UpstreamTest {
     void connectTimeoutMovesOnToTheNextServer() throws Exception {
         try (ServerSocket full = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
              var live = new TestSupport.Backend()) {
-            List<Socket> fillers = fillAcceptQueue(full);
+            List<Socket> fillers = TestSupport.fillAcceptQueue(full);
             try (var proxy = TestSupport.proxy(0, "upstream", "127.0.0.1:" + full.getLocalPort() + ", 127.0.0.1:" + live.port(),
                     "connect_timeout", "1s")) {
                 long start = System.nanoTime();
@@ -228,25 +228,6 @@ class UpstreamTest {
         }
     }
 
-    /**
-     * Fills a listener's accept queue (nobody accepts): a further SYN is then dropped, so a
-     * connect hangs until its timeout.
-     */
-    private static List<Socket> fillAcceptQueue(ServerSocket full) throws IOException {
-        List<Socket> fillers = new ArrayList<>();
-        for (int i = 0; i < 8; i++) {
-            Socket s = new Socket();
-            try {
-                s.connect(full.getLocalSocketAddress(), 200);
-                fillers.add(s);
-            } catch (IOException e) {
-                s.close();
-                return fillers; // the queue is full: connects now hang
-            }
-        }
-        for (Socket s : fillers) s.close();
-        throw new AssertionError("the accept queue never filled");
-    }
 
     @Test
     void anUpstreamThatStopsReadingTheRequestBodyIs504AfterSendTimeout() throws Exception {
