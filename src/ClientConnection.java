@@ -182,12 +182,12 @@ final class ClientConnection {
         byte[] upstreamHead = null;
         for (boolean retry = false; ; retry = true) {
             Upstreams.Connection up = connect(tried, !retry); // a retry takes a new connection
-            if (upstreamHead == null) {
-                upstreamHead = Forwarding.requestHead(req, body, client.remote, config, up.peer().server,
-                        upgrade, config.upstreamKeepalive() == 0);
-            }
             HttpParser.Response resp;
             try {
+                if (upstreamHead == null) {
+                    upstreamHead = Forwarding.requestHead(req, body, client.remote, config, up.peer().server,
+                            upgrade, config.upstreamKeepalive() == 0);
+                }
                 sendRequest(up, body, upstreamHead);
                 resp = readResponseHead(up, req);
             } catch (HttpError e) {
@@ -375,7 +375,11 @@ final class ClientConnection {
      */
     private boolean answer(HttpError e) {
         boolean close = e.close || !requestBodyDone || request == null || !clientKeepAlive;
-        if (e.status >= 500 || e.status == 0) log.error(client.remote + " \"" + requestLine + "\": " + e.getMessage());
+        // A client that goes away between requests (a reset while idle) is no event worth a line.
+        boolean betweenRequests = requestLine == null && e.status == 0;
+        if ((e.status >= 500 || e.status == 0) && !betweenRequests) {
+            log.error(client.remote + " \"" + requestLine + "\": " + e.getMessage());
+        }
         if (e.status == 0 || responseStarted) return false;
         status = e.status;
         boolean head = request != null && request.method().equals("HEAD");

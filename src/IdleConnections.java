@@ -53,29 +53,50 @@ final class IdleConnections implements AutoCloseable {
             return true;
         }
         wire.channel.configureBlocking(false);
-        if (wire.fillNow()) { // bytes are here already
+        boolean ready;
+        try {
+            ready = wire.fillNow();
+        } catch (IOException | RuntimeException e) {
+            wire.channel.configureBlocking(true); // the caller closes it, with blocking reads
+            throw e;
+        }
+        if (ready) { // bytes are here already
             wire.channel.configureBlocking(true);
             return false;
         }
         wire.release(); // an idle connection holds no read buffer
         arriving.add(c);
         selector.wakeup();
+        if (closing && arriving.remove(c)) c.closeIdle(); // the selector's thread has stopped meanwhile
         return true;
     }
 
     private void run() {
+        boolean reported = false;
         try {
             while (!closing) {
-                long now = System.nanoTime();
-                long wait = nextScan == Long.MAX_VALUE ? 0 : Math.max(1, (nextScan - now) / 1_000_000);
-                selector.select(wait);
-                wakeReady();
-                register();
-                if (System.nanoTime() - nextScan >= 0) expire();
+                try {
+                    long now = System.nanoTime();
+                    long wait = nextScan == Long.MAX_VALUE ? 0 : Math.max(1, (nextScan - now) / 1_000_000);
+                    selector.select(wait);
+                    wakeReady();
+                    register();
+                    if (System.nanoTime() - nextScan >= 0) expire();
+                } catch (RuntimeException | Error e) {
+                    // Whatever it was (out of memory starting a thread, say), this thread must go
+                    // on: every idle connection depends on it. Said once, with its stack.
+                    if (e instanceof ClosedSelectorException) throw e;
+                    if (!reported) {
+                        reported = true;
+                        System.err.println("idle connections: unexpected failure, going on");
+                        e.printStackTrace();
+                    }
+                }
             }
         } catch (IOException | ClosedSelectorException e) {
-            // the selector failed: nothing can wait here any more; fall through and close all
+            // the selector failed: nothing can wait here any more; close all
         } finally {
+            closing = true; // no connection may wait here from now on
             closeAll();
         }
     }
@@ -98,7 +119,7 @@ final class IdleConnections implements AutoCloseable {
             long deadline = System.nanoTime() + timeout.toNanos();
             try {
                 wire.channel.register(selector, SelectionKey.OP_READ, new Idle(c, deadline));
-            } catch (IOException | CancelledKeyException e) {
+            } catch (IOException | RuntimeException e) {
                 c.closeIdle(); // closed meanwhile
                 continue;
             }
@@ -146,7 +167,9 @@ final class IdleConnections implements AutoCloseable {
     private void closeAll() {
         List<ClientConnection> all = new ArrayList<>();
         try {
-            for (SelectionKey key : selector.keys()) all.add(((Idle) key.attachment()).connection());
+            for (SelectionKey key : selector.keys()) {
+                if (key.isValid()) all.add(((Idle) key.attachment()).connection()); // cancelled: being served
+            }
         } catch (ClosedSelectorException ignored) {
             // none left to find
         }

@@ -174,21 +174,31 @@ public final class Proxy implements AutoCloseable {
                 refuse(channel);
                 continue;
             }
-            Thread.ofVirtual().start(() -> serve(channel));
+            try {
+                Thread.ofVirtual().start(() -> serve(channel));
+            } catch (RuntimeException | Error e) {
+                // No thread for it (out of memory, most likely): this connection ends, and the
+                // acceptor goes on. Without this thread the listener would be dead for good.
+                log.error("accept: cannot start a thread: " + e);
+                closeQuietly(channel);
+                slots.release();
+            }
         }
     }
 
     /** A new client connection, on its own virtual thread: holds its slot until it closes. */
     private void serve(SocketChannel channel) {
         ClientConnection connection;
+        Wire client = null;
         try {
             channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
-            Wire client = new Wire(channel, CLIENT_BUFFER, config.clientBodyTimeout(), config.sendTimeout());
+            client = new Wire(channel, CLIENT_BUFFER, config.clientBodyTimeout(), config.sendTimeout());
             connection = new ClientConnection(config, upstreams, buffers, idle, log, client, slots::release);
         } catch (IOException | RuntimeException | Error e) {
             // The client left before we could start, or something unexpected failed (out
             // of file descriptors, a class can't be loaded): this connection ends, cleanly.
             if (!(e instanceof IOException)) log.error("serving " + channel + ": " + e);
+            if (client != null) client.close(); // no longer watched
             closeQuietly(channel);
             slots.release();
             return;

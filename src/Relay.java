@@ -172,6 +172,7 @@ final class Relay {
         private final BufferPool pool;
         private ByteBuffer buffer; // lent by the pool while data flows; null while it trickles
         private boolean trickling; // the last read came back short
+        private boolean filled;    // the last read filled its buffer: a fast, long body
         private boolean wantLarge; // the body is known to be large, or kept filling a small buffer
 
         Source(Wire from, Sink sink, BufferPool pool) {
@@ -186,8 +187,8 @@ final class Relay {
             sink.flushHead(); // about to wait: let the receiver have the head now
             if (!trickling && buffer == null) buffer = wantLarge ? takeLarge(max) : pool.take(max);
             if (trickling || buffer == null) return trickle(max); // also when the budget is spent
-            if (buffer.capacity() == BufferPool.SMALL && buffer.limit() == BufferPool.SMALL && max > BufferPool.SMALL) {
-                wantLarge = true; // the last read filled it: a fast, long body
+            if (filled && buffer.capacity() == BufferPool.SMALL && max > BufferPool.SMALL) {
+                wantLarge = true;
                 ByteBuffer large = pool.takeLarge();
                 if (large != null) {
                     pool.give(buffer);
@@ -202,6 +203,7 @@ final class Relay {
                 throw new ReadFailed(e.getMessage(), e);
             }
             trickling = n >= 0 && n < TRICKLE && n < max;
+            filled = n == buffer.capacity();
             return buffer.flip();
         }
 
@@ -225,7 +227,11 @@ final class Relay {
 
         /** One CRLF-terminated line (chunk-size line, CRLF after data, trailer field). */
         String line(int limit) throws IOException, HttpError {
-            if (!from.in.hasRemaining()) sink.flushHead();
+            if (!from.in.hasRemaining()) {
+                sink.flushHead();
+                pool.give(buffer); // the line may be long in coming: wait holding nothing pooled
+                buffer = null;
+            }
             try {
                 return from.readLine(limit);
             } catch (HttpError e) {

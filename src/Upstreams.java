@@ -116,8 +116,11 @@ final class Upstreams {
         try {
             while (true) {
                 Thread.sleep(1000);
-                List<Wire> expired = expire(System.nanoTime());
-                expired.forEach(Wire::close);
+                try {
+                    expire(System.nanoTime()).forEach(Wire::close);
+                } catch (RuntimeException e) {
+                    // the next look will do: idle connections must not be kept for good
+                }
             }
         } catch (InterruptedException e) {
             // closeIdle: shutting down
@@ -196,7 +199,7 @@ final class Upstreams {
      */
     void release(Connection c) {
         Wire w = c.wire();
-        w.release();
+        w.shrink(); // keeps its small read buffer: the next exchange needs one at once
         synchronized (this) {
             if (!c.end()) return; // already ended
             Peer p = c.peer();

@@ -53,20 +53,29 @@ final class Watchdog {
             } catch (InterruptedException e) {
                 return;
             }
-            long now = System.nanoTime();
-            for (Watched w : WATCHED) {
-                try {
-                    w.expireIfOverdue(now);
-                } catch (RuntimeException | Error e) {
-                    // Whatever it was, it must not end this loop: every timeout of the proxy,
-                    // the slowloris defence among them, depends on it. Said once, with its stack.
-                    if (!reported) {
-                        reported = true;
-                        System.err.println("watchdog: unexpected failure, going on");
-                        e.printStackTrace();
+            // Whatever fails, it must not end this loop: every timeout of the proxy, the
+            // slowloris defence among them, depends on it. One failing wire must not keep the
+            // others from their deadlines either.
+            try {
+                long now = System.nanoTime();
+                for (Watched w : WATCHED) {
+                    try {
+                        w.expireIfOverdue(now);
+                    } catch (RuntimeException | Error e) {
+                        report(e);
                     }
                 }
+            } catch (RuntimeException | Error e) {
+                report(e);
             }
         }
+    }
+
+    /** Says it once, with its stack: an unexpected failure is a bug to see, not to repeat. */
+    private static void report(Throwable e) {
+        if (reported) return;
+        reported = true;
+        System.err.println("watchdog: unexpected failure, going on");
+        e.printStackTrace();
     }
 }
