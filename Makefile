@@ -65,6 +65,10 @@ out/.built: $(SRC) Makefile | jdk
 	$(JAVAC) --release 21 -Xlint:all,-serial -Werror -d out $(SRC)
 	@cd out && $(JDK)/bin/jar --create --file proxy.jar *.class && rm -f proxy.jsa
 	@touch $@
+	@v=$$(java -version 2>&1 | sed -nE '1s/.*version "([0-9]+).*/\1/p'); \
+	  if [ -z "$$v" ] || [ "$$v" -lt 21 ]; then \
+	    echo "make: the java on your PATH is $${v:+version }$${v:-missing}, older than the 21 the proxy needs; run it with:"; \
+	    echo "  $(JAVA) -cp out Proxy conf/proxy.properties     (or: make run)"; fi
 
 run: all
 	$(JAVA) $(JVM_OPTS) -cp out/proxy.jar Proxy conf/proxy.properties
