@@ -261,7 +261,8 @@ final class ClientConnection {
     private HttpParser.Response readResponseHead(Upstreams.Connection up, HttpParser.Request req)
             throws IOException, HttpError {
         for (int interim = 0; ; interim++) { // interim: the 1xx responses passed on so far
-            byte[] head = up.wire().readHead(Wire.HeadLimits.RESPONSE);
+            up.wire().readSoon(); // the response is on its way: take it without parking, if it came
+            byte[] head = up.wire().readHead(Wire.HeadLimits.RESPONSE); // else read_timeout
             if (head == null) throw new EOFException("upstream closed the connection without a response");
             HttpParser.Response resp = HttpParser.parseResponse(head);
             if (resp.status() >= 200 || resp.status() == 101) return resp;

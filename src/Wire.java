@@ -160,6 +160,25 @@ final class Wire implements Closeable, Watchdog.Watched {
     }
 
     /**
+     * Bytes are expected any moment (the response to a request just sent): let the other
+     * virtual threads run first, then take what came, without waiting. A blocking read
+     * that finds nothing parks the thread with the JDK's poller: epoll_ctl, park, a wake-up,
+     * a second read. After a yield the answer is mostly there already (at 64 connections:
+     * 8.6 system calls per proxied request instead of 10.1, `perf stat`). If it is not,
+     * the caller's blocking read waits as usual, with its timeout.
+     */
+    void readSoon() throws IOException {
+        if (in.hasRemaining()) return;
+        Thread.yield();
+        channel.configureBlocking(false);
+        try {
+            fillNow();
+        } finally {
+            channel.configureBlocking(true);
+        }
+    }
+
+    /**
      * For a channel in non-blocking mode: reads what has arrived, without waiting. True if
      * anything was read, or the peer closed (the next read will see the end of stream).
      */
