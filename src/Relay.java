@@ -155,23 +155,21 @@ final class Relay {
     /**
      * Where pieces come from: the wire's buffered bytes first, then its channel.
      *
-     * <p>A read into a pooled buffer that comes back short (under {@link #TRICKLE} bytes)
-     * means the peer sends slower than we forward: the next read would park this thread,
-     * holding the buffer, for as long as the peer dawdles (up to client_body_timeout or
-     * read_timeout). So the buffer goes back to the pool first, and the wait happens on
-     * the wire's own small read buffer; once bytes come faster again (that small read is
-     * filled), a pooled buffer is taken again. A flood of slow clients thus holds no
-     * transfer buffers, and can make only itself slow.
+     * <p>A read into a pooled buffer that doesn't fill it took all the peer had sent: the
+     * next read may park this thread, holding the buffer, for as long as the peer dawdles
+     * (up to client_body_timeout or read_timeout), be it a trickle or a burst and a pause.
+     * So the buffer goes back to the pool first, and the wait happens on the wire's own
+     * small read buffer; once that small read is filled (bytes are queued again), a pooled
+     * buffer is taken again. A pooled buffer is thus held only while reads fill it, and a
+     * flood of slow clients holds none: it can make only itself slow.
      */
     private static final class Source implements AutoCloseable {
-        /** A read shorter than this found the peer's data all consumed: it trickles. */
-        static final int TRICKLE = 8 * 1024;
 
         private final Wire from;
         private final Sink sink;
         private final BufferPool pool;
         private ByteBuffer buffer; // lent by the pool while data flows; null while it trickles
-        private boolean trickling; // the last read came back short
+        private boolean trickling; // the last read took all there was: the next may wait
         private boolean filled;    // the last read filled its buffer: a fast, long body
         private boolean wantLarge; // the body is known to be large, or kept filling a small buffer
 
@@ -202,7 +200,7 @@ final class Relay {
             } catch (IOException e) {
                 throw new ReadFailed(e.getMessage(), e);
             }
-            trickling = n >= 0 && n < TRICKLE && n < max;
+            trickling = n >= 0 && n < buffer.capacity() && n < max;
             filled = n == buffer.capacity();
             return buffer.flip();
         }

@@ -67,12 +67,21 @@ class BudgetTest {
 
     @Test
     void stalledUploadsHoldNoBuffersAndADownloadMeanwhileIsWhole() throws Exception {
+        stalledUploads(5000); // a trickle
+    }
+
+    @Test
+    void uploadsStalledAfterABurstHoldNoBuffersEither() throws Exception {
+        stalledUploads(40_000); // a burst that fills more than one read, then a pause
+    }
+
+    private void stalledUploads(int burst) throws Exception {
         byte[] big = new byte[1 << 20];
         new Random(8).nextBytes(big);
         int stalled = 100;
         Semaphore bodiesSeen = new Semaphore(0);
         List<Socket> held = new CopyOnWriteArrayList<>();
-        // The backend: a download on GET; for a POST, it reads the 5,000 bytes that came,
+        // The backend: a download on GET; for a POST, it reads the bytes that came,
         // says so, and waits with the connection open, like an app reading a slow upload.
         try (ServerSocket backend = new ServerSocket(0, 1000, java.net.InetAddress.getLoopbackAddress())) {
             Thread.ofVirtual().start(() -> {
@@ -80,7 +89,7 @@ class BudgetTest {
                     try {
                         Socket s = backend.accept();
                         held.add(s);
-                        Thread.ofVirtual().start(() -> serveBudgetBackend(s, big, bodiesSeen));
+                        Thread.ofVirtual().start(() -> serveBudgetBackend(s, big, burst, bodiesSeen));
                     } catch (IOException e) {
                         return;
                     }
@@ -93,7 +102,7 @@ class BudgetTest {
                     for (int i = 0; i < stalled; i++) {
                         var c = new TestSupport.Client(port);
                         clients.add(c);
-                        c.send("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 900000\r\n\r\n" + "x".repeat(5000));
+                        c.send("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 900000\r\n\r\n" + "x".repeat(burst));
                         assertTrue(bodiesSeen.tryAcquire(10, TimeUnit.SECONDS), "upload " + i + " reached the backend");
                     }
                     // One after the other, each stalled upload gave its buffer back before
@@ -145,7 +154,7 @@ class BudgetTest {
         }
     }
 
-    private static void serveBudgetBackend(Socket s, byte[] big, Semaphore bodiesSeen) {
+    private static void serveBudgetBackend(Socket s, byte[] big, int burst, Semaphore bodiesSeen) {
         try {
             InputStream in = s.getInputStream();
             String head = TestSupport.readHead(in);
@@ -155,7 +164,7 @@ class BudgetTest {
                 s.getOutputStream().write(big);
                 s.getOutputStream().flush();
             } else {
-                TestSupport.readExactly(in, 5000);
+                TestSupport.readExactly(in, burst);
                 bodiesSeen.release();
             }
             in.read(); // hold the connection until the test closes it
