@@ -75,7 +75,6 @@ final class ClientConnection {
                 client.readDeadline(config.clientHeaderTimeout());
                 open = exchange();
                 if (open && !client.in.hasRemaining()) { // nothing pipelined behind it: idle
-                    client.shrink();
                     idleNow = idle.await(this, client); // keepalive_timeout runs there
                     if (idleNow) return;
                 }
