@@ -37,7 +37,7 @@ final class ClientConnection {
     private final Log log;
     private final Wire client;
     private final Runnable onClose;   // gives back the connection's max_connections slot
-    private final Wire.HeadLimits requestLimits;
+    private final HeadReader.Limits requestLimits;
 
     // The exchange in progress, for the error handler and the access log.
     private String requestLine;
@@ -58,7 +58,7 @@ final class ClientConnection {
         this.log = log;
         this.client = client;
         this.onClose = onClose;
-        this.requestLimits = Wire.HeadLimits.request(config);
+        this.requestLimits = HeadReader.Limits.request(config);
     }
 
     /**
@@ -156,7 +156,7 @@ final class ClientConnection {
     private boolean serveOne() throws HttpError {
         byte[] head;
         try {
-            head = client.readHead(requestLimits);
+            head = HeadReader.readHead(client, requestLimits);
         } catch (IOException e) {
             throw HttpError.abort("reading request head: " + e.getMessage());
         } catch (HttpError e) {
@@ -261,7 +261,7 @@ final class ClientConnection {
             throws IOException, HttpError {
         for (int interim = 0; ; interim++) { // interim: the 1xx responses passed on so far
             up.wire().readSoon(); // the response is on its way: take it without parking, if it came
-            byte[] head = up.wire().readHead(Wire.HeadLimits.RESPONSE); // else read_timeout
+            byte[] head = HeadReader.readHead(up.wire(), HeadReader.Limits.RESPONSE); // else read_timeout
             if (head == null) throw new EOFException("upstream closed the connection without a response");
             HttpParser.Response resp = HttpParser.parseResponse(head);
             if (resp.status() >= 200 || resp.status() == 101) return resp;

@@ -10,7 +10,7 @@ import java.util.Set;
  * server behind it, a request can be smuggled past it. So every rule here rejects rather
  * than guesses, and the framing of a body is decided once, here ({@link #requestBody},
  * {@link #responseBody}), and regenerated on the way out. Line endings and size limits
- * were already enforced by {@link Wire#readHead}; this class sees one complete head.
+ * were already enforced by {@link HeadReader#readHead}; this class sees one complete head.
  */
 final class HttpParser {
     /** A request head. {@code target} is in origin-form (or "*"); {@code host} is the Host value. */

@@ -28,10 +28,11 @@ import java.util.jar.JarFile;
  * that limit gets a quick 503 and a close, so the ones already admitted keep working.
  *
  * <p>The files, in the order a request meets them: {@link Wire} (a socket with deadlines,
- * enforced by {@link Watchdog}), {@link HttpParser} (heads, {@link Headers}, {@link Body}
- * framing), {@link ClientConnection} (the loop), {@link Forwarding} (header rewriting),
- * {@link Upstreams} (choice, health, pool), {@link Relay} (bodies), {@link Tunnel}
- * (WebSocket), {@link Log}, {@link HttpError}.
+ * enforced by {@link Watchdog}), {@link HeadReader} (lines off the wire), {@link HttpParser}
+ * (heads, {@link Headers}, {@link Body} framing), {@link ClientConnection} (the loop, and
+ * {@link IdleConnections} between requests), {@link Forwarding} (header rewriting),
+ * {@link Upstreams} (choice, health, pool), {@link Relay} (bodies, in buffers from
+ * {@link BufferPool}), {@link Tunnel} (WebSocket), {@link Log}, {@link HttpError}.
  */
 public final class Proxy implements AutoCloseable {
     private static final byte[] BUSY = ("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"

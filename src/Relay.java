@@ -231,7 +231,7 @@ final class Relay {
                 buffer = null;
             }
             try {
-                return from.readLine(limit);
+                return HeadReader.readLine(from, limit);
             } catch (HttpError e) {
                 throw e;
             } catch (IOException e) {

@@ -303,7 +303,7 @@ class ParserTest {
 
     /**
      * A rejected request and the stage that must reject it: {@code HEAD} (the scanner in
-     * {@link Wire#readHead}: bare CR or LF), {@code PARSE} (field syntax in
+     * {@link HeadReader#readHead}: bare CR or LF), {@code PARSE} (field syntax in
      * {@link HttpParser#parseRequest}) or {@code FRAMING} (the Transfer-Encoding /
      * Content-Length decision in {@link HttpParser#requestBody}). Naming the stage keeps a
      * row from passing because an earlier stage happened to reject its input: a framing row

@@ -123,7 +123,7 @@ final class TestSupport {
      * Reads one request head from literal bytes through a real {@link Wire} (so the line
      * and size rules apply) and decides its framing. Returns 0 if accepted, else the status.
      * The limits, and the statuses for exceeding them, are the ones the proxy builds from
-     * its configuration ({@link Wire.HeadLimits#request}): none is supplied here.
+     * its configuration ({@link HeadReader.Limits#request}): none is supplied here.
      */
     static int requestStatus(String raw) throws IOException {
         return requestStatus(raw, config());
@@ -141,7 +141,7 @@ final class TestSupport {
 
     /** Where a request head was rejected: by the head scanner, the parser, or the framing decision. */
     enum Stage {
-        /** {@link Wire#readHead}: line endings, bytes of the request line, size limits. */
+        /** {@link HeadReader#readHead}: line endings, bytes of the request line, size limits. */
         HEAD,
         /** {@link HttpParser#parseRequest}: request line, field syntax, Host. */
         PARSE,
@@ -159,7 +159,7 @@ final class TestSupport {
     private static Rejection rejection(String raw, Config config) throws IOException {
         Stage stage = Stage.HEAD;
         try (Pair pair = new Pair(raw)) {
-            byte[] head = pair.wire.readHead(Wire.HeadLimits.request(config));
+            byte[] head = HeadReader.readHead(pair.wire, HeadReader.Limits.request(config));
             if (head == null) throw new AssertionError("no request head at all");
             stage = Stage.PARSE;
             HttpParser.Request r = HttpParser.parseRequest(head);
@@ -183,7 +183,7 @@ final class TestSupport {
 
     private static Parsed parseRequest(String raw, Config config) throws IOException, HttpError {
         try (Pair pair = new Pair(raw)) {
-            byte[] head = pair.wire.readHead(Wire.HeadLimits.request(config));
+            byte[] head = HeadReader.readHead(pair.wire, HeadReader.Limits.request(config));
             if (head == null) throw new AssertionError("no request head at all");
             HttpParser.Request r = HttpParser.parseRequest(head);
             return new Parsed(r, HttpParser.requestBody(r));
@@ -193,7 +193,7 @@ final class TestSupport {
     /** Parses a response head from literal bytes with the proxy's response limits; returns its framing. */
     static Body responseBody(String raw, String method) throws IOException, HttpError {
         try (Pair pair = new Pair(raw)) {
-            byte[] head = pair.wire.readHead(Wire.HeadLimits.RESPONSE);
+            byte[] head = HeadReader.readHead(pair.wire, HeadReader.Limits.RESPONSE);
             if (head == null) throw new AssertionError("no response head at all");
             return HttpParser.responseBody(HttpParser.parseResponse(head), method);
         }
