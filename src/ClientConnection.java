@@ -181,19 +181,19 @@ final class ClientConnection {
         byte[] upstreamHead = null;
         for (boolean retry = false; ; retry = true) {
             Upstreams.Connection up = connect(tried, !retry); // a retry takes a new connection
-            HttpParser.Response resp;
             try {
                 if (upstreamHead == null) {
                     upstreamHead = Forwarding.requestHead(req, body, client.remote, config, up.peer().server,
                             upgrade, config.upstreamKeepalive() == 0);
                 }
                 sendRequest(up, body, upstreamHead);
-                resp = readResponseHead(up, req);
+                HttpParser.Response resp = readResponseHead(up, req);
+                return respond(req, up, resp, clientKeepAlive, upgrade);
             } catch (HttpError e) {
-                up.close(); // a bad response head, or a bad request body (400, 413)
+                up.close(); // a bad request body (400, 413), a bad response: it can't be reused
                 throw e;
             } catch (RuntimeException | Error e) {
-                up.close(); // e.g. out of direct memory: never leak the connection
+                up.close(); // e.g. out of direct memory: never leak the connection, whatever went wrong
                 throw e;
             } catch (IOException e) {
                 up.close();
@@ -209,12 +209,6 @@ final class ClientConnection {
                 }
                 upstreams.failed(up.peer());
                 throw new HttpError(502, "upstream failed: " + e.getMessage(), false);
-            }
-            try {
-                return respond(req, up, resp, clientKeepAlive, upgrade);
-            } catch (RuntimeException | Error e) {
-                up.close(); // never leak the upstream connection, whatever went wrong
-                throw e;
             }
         }
     }

@@ -53,17 +53,13 @@ final class IdleConnections implements AutoCloseable {
             return true;
         }
         wire.channel.configureBlocking(false);
-        boolean ready;
+        boolean ready = true; // also if the read fails: the caller closes it, with blocking reads
         try {
             ready = wire.fillNow();
-        } catch (IOException | RuntimeException e) {
-            wire.channel.configureBlocking(true); // the caller closes it, with blocking reads
-            throw e;
+        } finally {
+            if (ready) wire.channel.configureBlocking(true);
         }
-        if (ready) { // bytes are here already
-            wire.channel.configureBlocking(true);
-            return false;
-        }
+        if (ready) return false; // bytes are here already
         wire.release(); // an idle connection holds no read buffer
         arriving.add(c);
         selector.wakeup();

@@ -164,7 +164,6 @@ final class Relay {
      * flood of slow clients holds none: it can make only itself slow.
      */
     private static final class Source implements AutoCloseable {
-
         private final Wire from;
         private final Sink sink;
         private final BufferPool pool;

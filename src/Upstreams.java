@@ -81,10 +81,12 @@ final class Upstreams {
             return reused;
         }
 
-        /** Closes the connection: it can't carry another exchange. Safe to call again. */
+        /**
+         * Closes the connection: it can't carry another exchange. Safe to call again, and
+         * after {@link Upstreams#release}: a wire back in the pool is not this exchange's to close.
+         */
         void close() {
-            wire.close();
-            end();
+            if (end()) wire.close();
         }
 
         private boolean end() {

@@ -91,25 +91,26 @@ final class Wire implements Closeable, Watchdog.Watched {
     @Override
     public void expireIfOverdue(long now) {
         long r = readDeadline, w = writeDeadline;
-        if (r != 0 && r != CLAIMED && now - r > 0) expireRead(r);
-        if (w != 0 && w != CLAIMED && now - w > 0 && WRITE_DEADLINE.compareAndSet(this, w, CLAIMED)) expire();
+        if (r != 0 && r != CLAIMED && now - r > 0) expire(READ_DEADLINE, r);
+        if (w != 0 && w != CLAIMED && now - w > 0) expire(WRITE_DEADLINE, w);
     }
 
     /** Expires the read whose deadline was {@code seen}, if it is still the one in progress. */
     boolean expireRead(long seen) {
-        if (!READ_DEADLINE.compareAndSet(this, seen, CLAIMED)) return false;
-        expire();
+        return expire(READ_DEADLINE, seen);
+    }
+
+    /** Claims the operation whose deadline was {@code seen}, if it is still in progress, and closes. */
+    private boolean expire(VarHandle deadline, long seen) {
+        if (!deadline.compareAndSet(this, seen, CLAIMED)) return false;
+        expired = true;
+        closeQuietly();
         return true;
     }
 
     /** The deadline of the read in progress, 0 if none (for tests). */
     long readDeadlineNow() {
         return readDeadline;
-    }
-
-    private void expire() {
-        expired = true;
-        closeQuietly();
     }
 
     private static long nonZero(long t) {
@@ -120,7 +121,7 @@ final class Wire implements Closeable, Watchdog.Watched {
 
     /** Reads more bytes into {@link #in}, growing it if it is full. False at end of stream. */
     boolean fill() throws IOException {
-        if (in == NONE) in = ByteBuffer.allocate(initialBuffer).flip();
+        ensureBuffer();
         in.compact();
         if (!in.hasRemaining()) {
             // A head that didn't fit the small idle buffer is likely a few KiB (a browser's
@@ -160,7 +161,7 @@ final class Wire implements Closeable, Watchdog.Watched {
      * anything was read, or the peer closed (the next read will see the end of stream).
      */
     boolean fillNow() throws IOException {
-        if (in == NONE) in = ByteBuffer.allocate(initialBuffer).flip();
+        ensureBuffer();
         in.compact();
         try {
             return channel.read(in) != 0;
@@ -206,6 +207,11 @@ final class Wire implements Closeable, Watchdog.Watched {
         }
     }
 
+    /** A connection that holds no read buffer (see {@link #release}) makes one to read into. */
+    private void ensureBuffer() {
+        if (in == NONE) in = ByteBuffer.allocate(initialBuffer).flip();
+    }
+
     /** Idle and empty: drop the read buffer; the next read makes a new one. */
     void release() {
         if (!in.hasRemaining()) in = NONE;
@@ -226,7 +232,7 @@ final class Wire implements Closeable, Watchdog.Watched {
      */
     boolean isStale() {
         if (in.hasRemaining()) return true;
-        if (in == NONE) in = ByteBuffer.allocate(initialBuffer).flip();
+        ensureBuffer();
         try {
             channel.configureBlocking(false);
             in.compact();
