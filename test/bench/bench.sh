@@ -34,6 +34,7 @@ set -euo pipefail
 
 JAVA=${JAVA:-java}
 JVM_OPTS=${JVM_OPTS:-}
+SMALL_JVM_OPTS=${SMALL_JVM_OPTS:-} # the options for a small container (the image's)
 if [ "${QUICK:-0}" = 1 ]; then
     : "${ROUNDS:=1}" "${WRK_SECONDS:=2}" "${WARMUP:=1}" "${IDLE:=2000}"
     : "${MIX_STALLED:=300}" "${MIX_IDLE:=2000}" "${MIX_DOWNLOADS:=4}" "${MIX_WRK_SECONDS:=2}"
@@ -397,6 +398,7 @@ measure_fresh() { # SERVER [record]
 # run through Mix.java; its figures are recorded under mix_KEY.VARIANT.
 #   plain   java -XX:MaxRAM=128m -cp out Proxy FILE          (as the README starts it)
 #   opts    java $JVM_OPTS -XX:MaxRAM=128m -cp out/proxy.jar Proxy FILE   (make run's)
+#   small   java $SMALL_JVM_OPTS -XX:MaxRAM=128m -cp out/proxy.jar Proxy FILE (the image's)
 #   nginx   nginx-proxy.conf, for reference
 
 # Log lines the proxy may write: access lines (nginx's combined format) and error lines
@@ -405,18 +407,20 @@ measure_fresh() { # SERVER [record]
 ACCESS_LINE='^[0-9A-Fa-f.:]+ - - \[[0-9]{2}/[A-Za-z]{3}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2} [+-][0-9]{4}\] "'
 ERROR_LINE='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?(Z|[+-][0-9]{2}:[0-9]{2}) '
 
-run_mix() { # plain|opts|nginx
+run_mix() { # plain|opts|small|nginx
     local v=$1 port pid out line key value other oome errors f files=()
     case $v in
-    plain | opts)
+    plain | opts | small)
         render proxy-mix.properties "proxy-mix-$v.properties" "$v"
         files=("$DIR/mix-$v.out" "$DIR/mix-$v-access.log" "$DIR/mix-$v-error.log")
         touch "${files[@]}"
         if [ "$v" = plain ]; then
             "$JAVA" -XX:MaxRAM=128m -cp out Proxy "$DIR/proxy-mix-$v.properties" >>"$DIR/mix-$v.out" 2>&1 &
         else
-            # shellcheck disable=SC2086  # JVM_OPTS is a list of options
-            "$JAVA" $JVM_OPTS -XX:MaxRAM=128m -cp out/proxy.jar Proxy "$DIR/proxy-mix-$v.properties" \
+            local opts=$JVM_OPTS
+            [ "$v" = small ] && opts=$SMALL_JVM_OPTS
+            # shellcheck disable=SC2086  # a list of options
+            "$JAVA" $opts -XX:MaxRAM=128m -cp out/proxy.jar Proxy "$DIR/proxy-mix-$v.properties" \
                 >>"$DIR/mix-$v.out" 2>&1 &
         fi
         PID=$!
@@ -464,6 +468,7 @@ run_mix() { # plain|opts|nginx
 mix_runs() {
     run_mix plain
     run_mix opts
+    [ -z "$SMALL_JVM_OPTS" ] || run_mix small
     run_mix nginx
 }
 
@@ -609,6 +614,7 @@ report() {
     echo "nginx:   $(nginx -v 2>&1 | sed 's/^nginx version: //')"
     has_haproxy && echo "haproxy: $(haproxy -v 2>&1 | head -n 1 | sed 's/^HAProxy version //')"
     echo "JVM_OPTS (make run's options, used for the proxy column): $JVM_OPTS"
+    [ -z "$SMALL_JVM_OPTS" ] || echo "SMALL_JVM_OPTS (the image's options, the 128 MB run only): $SMALL_JVM_OPTS"
     echo "medians of $ROUNDS rounds, alternating ${SERVERS[*]}; wrk -t2 ${WRK_SECONDS}s runs; counts summed over the rounds;"
     echo "MB = 10^6 bytes, MiB = 2^20 bytes; RSS summed over a server's processes"
     echo
@@ -648,6 +654,7 @@ report() {
     if [ "$MIX" = 1 ]; then
         mix_rows plain "plain java"
         mix_rows opts "make run's options"
+        [ -z "$SMALL_JVM_OPTS" ] || mix_rows small "the image's options"
     fi
     echo
     echo "Timeouts are wrk's: requests with no response within 2 s. Socket errors are wrk's connect,"
@@ -655,8 +662,9 @@ report() {
     echo "sample, the processes that served every round. RSS per idle connection: (RSS with the"
     echo "connections - RSS before) / connections served. Fresh process: a new one per round."
     if [ "$MIX" = 1 ]; then
-        echo "128 MB run: java -XX:MaxRAM=128m (plain: -cp out Proxy FILE; make run's: JVM_OPTS -XX:MaxRAM=128m),"
-        echo "shipped defaults (test/bench/proxy-mix.properties), then Mix.java, all held at once at the end:"
+        echo "128 MB run: java -XX:MaxRAM=128m (plain: -cp out Proxy FILE; make run's: JVM_OPTS -XX:MaxRAM=128m;"
+        echo "the image's: SMALL_JVM_OPTS -XX:MaxRAM=128m), shipped defaults (test/bench/proxy-mix.properties),"
+        echo "then Mix.java, all held at once at the end:"
         echo "$MIX_STALLED stalled uploads (POST head, Content-Length 900000, 5000 body bytes, then a pause), a 1 MiB"
         echo "download (SHA-256 checked), wrk -c1000 ${MIX_WRK_SECONDS}s with $MIX_DOWNLOADS parallel 100 MiB downloads (each"
         echo "compared byte for byte), $MIX_IDLE idle keep-alive connections (each served once), a second 1 MiB"
