@@ -67,7 +67,7 @@ public final class Proxy implements AutoCloseable {
             Proxy proxy = start(Config.load(Path.of(args[0])));
             for (Thread t : proxy.acceptors) t.join();
         } catch (Config.Invalid e) {
-            System.err.println("proxy: " + e.getMessage());
+            for (String problem : e.problems()) System.err.println("proxy: " + problem);
             System.exit(1);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
