@@ -153,7 +153,7 @@ record Config(
     /**
      * Builds a Config from key/value pairs over the defaults; {@code source} names them in
      * errors. Every key is checked before it throws: the unknown keys first (in the order
-     * given), then each bad value (in the order of the keys above).
+     * given), then each bad value (in the order of the record's components).
      */
     static Config from(Map<String, String> given, String source) throws Invalid {
         List<String> problems = new ArrayList<>();
