@@ -4,7 +4,9 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.UnknownHostException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -14,6 +16,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.TreeMap;
+import java.util.function.Function;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -23,7 +26,8 @@ import java.util.regex.Pattern;
  * every key is documented once, in conf/proxy.properties.
  *
  * <p>A bad file never half-starts the proxy: {@link #load} checks every key and value and
- * throws {@link Invalid} with one message naming the file, the key and what is wrong.
+ * throws {@link Invalid} with every problem it found, each naming the file, the key and
+ * what is wrong (a typo and a bad value are fixed in one round, not two).
  */
 record Config(
         List<InetSocketAddress> listen,
@@ -109,10 +113,24 @@ record Config(
     static final List<String> VARIABLES = List.of(
             "$remote_addr", "$remote_port", "$scheme", "$host", "$http_host", "$proxy_add_x_forwarded_for");
 
-    /** A configuration that can't be used; the message names the file, key and problem. */
+    /**
+     * A configuration that can't be used, with every problem found: each one line naming the
+     * file, the key and what is wrong. The message is those lines, joined by newlines.
+     */
     static final class Invalid extends Exception {
-        Invalid(String message) {
-            super(message);
+        private final List<String> problems;
+
+        Invalid(String problem) {
+            this(List.of(problem));
+        }
+
+        Invalid(List<String> problems) {
+            super(String.join("\n", problems));
+            this.problems = List.copyOf(problems);
+        }
+
+        List<String> problems() {
+            return problems;
         }
     }
 
@@ -120,6 +138,10 @@ record Config(
         Properties p = new Properties();
         try (Reader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
             p.load(r);
+        } catch (NoSuchFileException e) {
+            throw new Invalid(file + ": cannot read: no such file");
+        } catch (AccessDeniedException e) {
+            throw new Invalid(file + ": cannot read: permission denied");
         } catch (IOException | IllegalArgumentException e) {
             throw new Invalid(file + ": cannot read: " + e.getMessage());
         }
@@ -128,18 +150,24 @@ record Config(
         return from(values, file.toString());
     }
 
-    /** Builds a Config from key/value pairs over the defaults; {@code source} names them in errors. */
+    /**
+     * Builds a Config from key/value pairs over the defaults; {@code source} names them in
+     * errors. Every key is checked before it throws: the unknown keys first (in the order
+     * given), then each bad value (in the order of the record's components).
+     */
     static Config from(Map<String, String> given, String source) throws Invalid {
+        List<String> problems = new ArrayList<>();
         Map<String, String> v = new LinkedHashMap<>(DEFAULTS);
         for (var e : given.entrySet()) {
             String key = e.getKey();
             if (!DEFAULTS.containsKey(key) && !key.startsWith("header.")) {
-                throw new Invalid(source + ": unknown key '" + key + "'" + suggestion(key));
+                problems.add(source + ": unknown key '" + key + "'" + suggestion(key));
+            } else {
+                v.put(key, e.getValue());
             }
-            v.put(key, e.getValue());
         }
-        Parser in = new Parser(source, v);
-        return new Config(
+        Parser in = new Parser(source, v, problems);
+        Config config = new Config(
                 in.addresses("listen"),
                 in.servers("upstream"),
                 in.duration("connect_timeout"),
@@ -160,6 +188,8 @@ record Config(
                 in.log("access_log"),
                 in.log("error_log"),
                 in.headers());
+        if (!problems.isEmpty()) throw new Invalid(problems);
+        return config;
     }
 
     /** ", did you mean 'x'?" for the known key closest to a misspelt one. */
@@ -199,8 +229,13 @@ record Config(
         return (host.contains(":") ? "[" + host + "]" : host) + ":" + a.getPort();
     }
 
-    /** Reads typed values out of the merged key/value map, failing with the key's name. */
-    private record Parser(String source, Map<String, String> values) {
+    /**
+     * Reads typed values out of the merged key/value map. A bad value doesn't stop the
+     * reading: its problem is noted, naming the key, and the key's default stands in for it,
+     * so that the keys after it are checked too (from never returns a Config with a stand-in:
+     * it throws). Each reader below applies one rule to the text of its key.
+     */
+    private record Parser(String source, Map<String, String> values, List<String> problems) {
         private static final Pattern DURATION = Pattern.compile("(\\d{1,9})(ms|s|m|h)?");
         private static final Pattern SIZE = Pattern.compile("(\\d{1,15})([kmg])?", Pattern.CASE_INSENSITIVE);
         private static final Pattern ADDRESS = Pattern.compile("(?:\\[([0-9A-Fa-f:.]+)]|([^\\s:\\[\\]]+)):(\\d{1,5})");
@@ -208,27 +243,107 @@ record Config(
         private static final Pattern HEADER_NAME = Pattern.compile("[!#$%&'*+.^_`|~0-9A-Za-z-]+");
         private static final Pattern VARIABLE = Pattern.compile("\\$[a-z_]+");
 
-        Invalid invalid(String key, String problem) {
-            return new Invalid(source + ": key '" + key + "': " + problem + " (value: '" + values.get(key) + "')");
+        /** What is wrong with a value: thrown by a rule, caught by {@link #read} (and headers). */
+        private static final class Bad extends RuntimeException {
+            Bad(String problem) {
+                super(problem, null, false, false);
+            }
         }
 
-        Duration duration(String key) throws Invalid {
-            Matcher m = DURATION.matcher(values.get(key));
-            if (!m.matches()) throw invalid(key, "expected a duration such as 500ms, 60s, 5m or 1h");
-            long n = Long.parseLong(m.group(1));
-            Duration d = switch (m.group(2) == null ? "s" : m.group(2)) {
-                case "ms" -> Duration.ofMillis(n);
-                case "m" -> Duration.ofMinutes(n);
-                case "h" -> Duration.ofHours(n);
-                default -> Duration.ofSeconds(n);
-            };
-            if (d.isZero()) throw invalid(key, "a timeout must be longer than zero");
-            return d;
+        /** The value of the key by the rule; a bad one is noted, and the default read instead. */
+        private <T> T read(String key, Function<String, T> rule) {
+            try {
+                return rule.apply(values.get(key));
+            } catch (Bad e) {
+                note(key, e);
+                return rule.apply(DEFAULTS.get(key));
+            }
         }
 
-        long size(String key, long min, long max) throws Invalid {
-            Matcher m = SIZE.matcher(values.get(key));
-            if (!m.matches()) throw invalid(key, "expected a size such as 512, 8k, 1m or 1g");
+        private void note(String key, Bad e) {
+            problems.add(source + ": key '" + key + "': " + e.getMessage() + " (value: '" + values.get(key) + "')");
+        }
+
+        Duration duration(String key) {
+            return read(key, text -> {
+                Matcher m = DURATION.matcher(text);
+                if (!m.matches()) throw new Bad("expected a duration such as 500ms, 60s, 5m or 1h");
+                long n = Long.parseLong(m.group(1));
+                Duration d = switch (m.group(2) == null ? "s" : m.group(2)) {
+                    case "ms" -> Duration.ofMillis(n);
+                    case "m" -> Duration.ofMinutes(n);
+                    case "h" -> Duration.ofHours(n);
+                    default -> Duration.ofSeconds(n);
+                };
+                if (d.isZero()) throw new Bad("a timeout must be longer than zero");
+                return d;
+            });
+        }
+
+        long size(String key, long min, long max) {
+            return read(key, text -> sizeOf(text, min, max));
+        }
+
+        /** "auto" (see {@link BufferPool#defaultBudget}), or a size of at least one large buffer. */
+        long bufferMemory(String key) {
+            return read(key, text -> text.equals("auto") ? BufferPool.defaultBudget() : sizeOf(text, BufferPool.LARGE, 1L << 40));
+        }
+
+        int count(String key, int min) {
+            return read(key, text -> {
+                if (!text.matches("\\d{1,9}") || Integer.parseInt(text) < min) {
+                    throw new Bad("expected a whole number of at least " + min);
+                }
+                return Integer.parseInt(text);
+            });
+        }
+
+        String log(String key) {
+            return read(key, text -> {
+                if (text.isEmpty()) throw new Bad("expected a file path, '-' or 'off'");
+                if (text.equals("off") && key.equals("error_log")) throw new Bad("error_log can't be off");
+                return text;
+            });
+        }
+
+        List<InetSocketAddress> addresses(String key) {
+            return read(key, text -> listOf(text).stream().map(Parser::addressOf).toList());
+        }
+
+        List<Server> servers(String key) {
+            return read(key, text -> listOf(text).stream().map(Parser::serverOf).toList());
+        }
+
+        /** Every header.NAME key; a bad one is noted and left out. */
+        Map<String, String> headers() {
+            Map<String, String> out = new LinkedHashMap<>();
+            for (var e : values.entrySet()) {
+                if (!e.getKey().startsWith("header.")) continue;
+                String name = e.getKey().substring("header.".length());
+                try {
+                    if (!HEADER_NAME.matcher(name).matches()) throw new Bad("not a valid header name");
+                    if (e.getValue().chars().anyMatch(c -> c < 0x20 && c != '\t' || c == 0x7f)) {
+                        throw new Bad("control characters are not allowed in a header value");
+                    }
+                    Matcher m = VARIABLE.matcher(e.getValue());
+                    while (m.find()) {
+                        if (!VARIABLES.contains(m.group())) {
+                            throw new Bad("unknown variable " + m.group() + "; known: " + VARIABLES);
+                        }
+                    }
+                    out.put(name, e.getValue());
+                } catch (Bad bad) {
+                    note(e.getKey(), bad);
+                }
+            }
+            return Collections.unmodifiableMap(out);
+        }
+
+        // The rules the readers share: each turns a text into its type, or throws Bad saying why not.
+
+        private static long sizeOf(String text, long min, long max) {
+            Matcher m = SIZE.matcher(text);
+            if (!m.matches()) throw new Bad("expected a size such as 512, 8k, 1m or 1g");
             long n = Long.parseLong(m.group(1));
             int shift = m.group(2) == null ? 0 : switch (Character.toLowerCase(m.group(2).charAt(0))) {
                 case 'k' -> 10;
@@ -236,90 +351,39 @@ record Config(
                 default -> 30;
             };
             if (n > (max >> shift) || (n << shift) < min) {
-                throw invalid(key, "must be between " + min + " and " + max + " bytes");
+                throw new Bad("must be between " + min + " and " + max + " bytes");
             }
             return n << shift;
         }
 
-        /** "auto" (see {@link BufferPool#defaultBudget}), or a size of at least one large buffer. */
-        long bufferMemory(String key) throws Invalid {
-            if (values.get(key).equals("auto")) return BufferPool.defaultBudget();
-            return size(key, BufferPool.LARGE, 1L << 40);
-        }
-
-        int count(String key, int min) throws Invalid {
-            String s = values.get(key);
-            if (!s.matches("\\d{1,9}") || Integer.parseInt(s) < min) {
-                throw invalid(key, "expected a whole number of at least " + min);
-            }
-            return Integer.parseInt(s);
-        }
-
-        String log(String key) throws Invalid {
-            String s = values.get(key);
-            if (s.isEmpty()) throw invalid(key, "expected a file path, '-' or 'off'");
-            if (s.equals("off") && key.equals("error_log")) throw invalid(key, "error_log can't be off");
-            return s;
-        }
-
-        InetSocketAddress address(String key, String text) throws Invalid {
+        private static InetSocketAddress addressOf(String text) {
             Matcher m = ADDRESS.matcher(text);
-            if (!m.matches()) throw invalid(key, "expected host:port, with IPv6 in brackets: '" + text + "'");
+            if (!m.matches()) throw new Bad("expected host:port, with IPv6 in brackets: '" + text + "'");
             int port = Integer.parseInt(m.group(3));
-            if (port > 65535) throw invalid(key, "port out of range: '" + text + "'");
+            if (port > 65535) throw new Bad("port out of range: '" + text + "'");
             String host = m.group(1) != null ? m.group(1) : m.group(2);
             try {
                 return new InetSocketAddress(InetAddress.getByName(host), port);
             } catch (UnknownHostException e) {
-                throw invalid(key, "unknown host '" + host + "'");
+                throw new Bad("unknown host '" + host + "'");
             }
         }
 
-        List<InetSocketAddress> addresses(String key) throws Invalid {
-            List<InetSocketAddress> out = new ArrayList<>();
-            for (String item : list(key)) out.add(address(key, item));
-            return List.copyOf(out);
+        private static Server serverOf(String text) {
+            Matcher m = SERVER.matcher(text);
+            if (!m.matches()) throw new Bad("expected host:port [weight=N]: '" + text + "'");
+            int weight = m.group(2) == null ? 1 : Integer.parseInt(m.group(2));
+            if (weight < 1) throw new Bad("weight must be at least 1: '" + text + "'");
+            return new Server(addressOf(m.group(1)), weight);
         }
 
-        List<Server> servers(String key) throws Invalid {
-            List<Server> out = new ArrayList<>();
-            for (String item : list(key)) {
-                Matcher m = SERVER.matcher(item);
-                if (!m.matches()) throw invalid(key, "expected host:port [weight=N]: '" + item + "'");
-                int weight = m.group(2) == null ? 1 : Integer.parseInt(m.group(2));
-                if (weight < 1) throw invalid(key, "weight must be at least 1: '" + item + "'");
-                out.add(new Server(address(key, m.group(1)), weight));
-            }
-            return List.copyOf(out);
-        }
-
-        private List<String> list(String key) throws Invalid {
+        private static List<String> listOf(String text) {
             List<String> items = new ArrayList<>();
-            for (String s : values.get(key).split(",")) {
+            for (String s : text.split(",")) {
                 if (!s.isBlank()) items.add(s.strip());
             }
-            if (items.isEmpty()) throw invalid(key, "needs at least one host:port");
+            if (items.isEmpty()) throw new Bad("needs at least one host:port");
             return items;
-        }
-
-        Map<String, String> headers() throws Invalid {
-            Map<String, String> out = new LinkedHashMap<>();
-            for (var e : values.entrySet()) {
-                if (!e.getKey().startsWith("header.")) continue;
-                String name = e.getKey().substring("header.".length());
-                if (!HEADER_NAME.matcher(name).matches()) throw invalid(e.getKey(), "not a valid header name");
-                if (e.getValue().chars().anyMatch(c -> c < 0x20 && c != '\t' || c == 0x7f)) {
-                    throw invalid(e.getKey(), "control characters are not allowed in a header value");
-                }
-                Matcher m = VARIABLE.matcher(e.getValue());
-                while (m.find()) {
-                    if (!VARIABLES.contains(m.group())) {
-                        throw invalid(e.getKey(), "unknown variable " + m.group() + "; known: " + VARIABLES);
-                    }
-                }
-                out.put(name, e.getValue());
-            }
-            return Collections.unmodifiableMap(out);
         }
     }
 }

@@ -22,10 +22,11 @@ import java.util.jar.JarFile;
  *
  * <pre>  java -cp out Proxy conf/proxy.properties</pre>
  *
- * Reads the configuration ({@link Config}), binds every listen address, and accepts
- * connections: each client connection gets its own virtual thread running
- * {@link ClientConnection#serve}. At most max_connections are served at once; a client over
- * that limit gets a quick 503 and a close, so the ones already admitted keep working.
+ * Reads the command line ({@link CommandLine}) and the configuration ({@link Config}),
+ * binds every listen address, and accepts connections: each client connection gets its own
+ * virtual thread running {@link ClientConnection#serve}. At most max_connections are served
+ * at once; a client over that limit gets a quick 503 and a close, so the ones already
+ * admitted keep working.
  *
  * <p>The files, in the order a request meets them: {@link Wire} (a socket with deadlines,
  * enforced by {@link Watchdog}), {@link HeadReader} (lines off the wire), {@link HttpParser}
@@ -58,17 +59,26 @@ public final class Proxy implements AutoCloseable {
     private final List<ServerSocketChannel> listeners = new ArrayList<>();
     private final List<Thread> acceptors = new ArrayList<>();
 
+    /** The proxy's version, as --version prints it; raised by hand with each release. */
+    static final String VERSION = "0.9.0";
+
+    /** The command line ({@link CommandLine}): run with a file, --check one, --version, --help. */
     public static void main(String[] args) {
-        if (args.length != 1) {
-            System.err.println("usage: java -cp out Proxy conf/proxy.properties");
-            System.exit(2);
+        switch (CommandLine.parse(args)) {
+            case CommandLine.Run(Path file) -> run(file);
+            case CommandLine.Check(Path file) -> System.exit(CommandLine.check(file, System.err));
+            case CommandLine.Answer answer -> System.exit(answer.print());
         }
+    }
+
+    /** Runs until stopped; a bad file, or one that can't start, prints every problem and exits 1. */
+    private static void run(Path file) {
         try {
-            Proxy proxy = start(Config.load(Path.of(args[0])));
+            Proxy proxy = start(Config.load(file));
             for (Thread t : proxy.acceptors) t.join();
         } catch (Config.Invalid e) {
-            System.err.println("proxy: " + e.getMessage());
-            System.exit(1);
+            for (String problem : e.problems()) System.err.println("proxy: " + problem);
+            System.exit(CommandLine.INVALID);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }

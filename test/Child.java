@@ -104,13 +104,22 @@ final class Child implements AutoCloseable {
 
     /** All standard output once the program has ended (waitFor first), lines joined by \n. */
     String stdoutText() throws InterruptedException {
+        return text(stdout, "stdout");
+    }
+
+    /** All standard error once the program has ended (waitFor first), lines joined by \n. */
+    String stderrText() throws InterruptedException {
+        return text(stderr, "stderr");
+    }
+
+    private String text(BlockingQueue<String> lines, String stream) throws InterruptedException {
         StringBuilder b = new StringBuilder();
-        for (String l; (l = stdout.poll(5, TimeUnit.SECONDS)) != END; ) {
-            if (l == null) throw new AssertionError("the stdout of `" + name + "` did not end");
+        for (String l; (l = lines.poll(5, TimeUnit.SECONDS)) != END; ) {
+            if (l == null) throw new AssertionError("the " + stream + " of `" + name + "` did not end");
             if (!b.isEmpty()) b.append('\n');
             b.append(l);
         }
-        stdout.add(END);
+        lines.add(END);
         return b.toString();
     }
 

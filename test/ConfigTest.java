@@ -80,6 +80,25 @@ class ConfigTest {
     void badValuesAreRejectedNamingTheKey(String key, String value) {
         var e = assertThrows(Config.Invalid.class, () -> Config.from(Map.of(key, value), "my.properties"));
         assertTrue(e.getMessage().startsWith("my.properties: key '" + key + "'"), e.getMessage());
+        assertEquals(1, e.problems().size(), "one bad value is one problem, not a cascade: " + e.problems());
+    }
+
+    @Test
+    void everyProblemIsListedNotJustTheFirst() {
+        Map<String, String> file = new java.util.TreeMap<>(Map.of(
+                "read_timout", "5s",
+                "listen", "8080",
+                "max_connections", "0",
+                "header.X-A", "$remote_adr",
+                "send_timeout", "60s")); // good keys among the bad change nothing
+        var e = assertThrows(Config.Invalid.class, () -> Config.from(file, "f"));
+        assertEquals(List.of(
+                "f: unknown key 'read_timout' (did you mean 'read_timeout'?)",
+                "f: key 'listen': expected host:port, with IPv6 in brackets: '8080' (value: '8080')",
+                "f: key 'max_connections': expected a whole number of at least 1 (value: '0')",
+                "f: key 'header.X-A': unknown variable $remote_adr; known: " + Config.VARIABLES + " (value: '$remote_adr')"),
+                e.problems(), "unknown keys first, then the bad values in the order of the keys");
+        assertEquals(String.join("\n", e.problems()), e.getMessage(), "the message is the problems, one a line");
     }
 
     @Test
