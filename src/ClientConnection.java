@@ -36,7 +36,7 @@ final class ClientConnection {
     private final IdleConnections idle;
     private final Log log;
     private final Wire client;
-    private final Runnable onClose;   // gives back the connection's max_connections slot
+    private final Connections connections; // its max_connections slot, and whether the proxy is stopping
     private final HeadReader.Limits requestLimits;
 
     // The exchange in progress, for the error handler and the access log.
@@ -50,14 +50,14 @@ final class ClientConnection {
     private long bodyBytesSent;
 
     ClientConnection(Config config, Upstreams upstreams, BufferPool buffers, IdleConnections idle, Log log,
-                     Wire client, Runnable onClose) {
+                     Wire client, Connections connections) {
         this.config = config;
         this.upstreams = upstreams;
         this.buffers = buffers;
         this.idle = idle;
         this.log = log;
         this.client = client;
-        this.onClose = onClose;
+        this.connections = connections;
         this.requestLimits = HeadReader.Limits.request(config);
     }
 
@@ -73,7 +73,7 @@ final class ClientConnection {
                 // For the first request this counts from the accept (a client that connects
                 // and sends nothing is closed after it); for a later one, from its first byte.
                 client.readDeadline(config.clientHeaderTimeout());
-                open = exchange();
+                open = exchange() && !connections.draining();
                 if (open && !client.in.hasRemaining()) { // nothing pipelined behind it: idle
                     idleNow = idle.await(this, client); // keepalive_timeout runs there
                     if (idleNow) return;
@@ -148,8 +148,13 @@ final class ClientConnection {
             if (reset) client.reset();
             else client.lingeringClose(Config.LINGERING_TIME);
         } finally {
-            onClose.run();
+            connections.ended(this);
         }
+    }
+
+    /** At the end of shutdown_timeout: closes the connection under whatever it is doing. */
+    void abort() {
+        client.close(); // its thread's read or write fails, and it ends as on any failure
     }
 
     /** Serves one request; returns whether the client connection stays open. */
@@ -288,7 +293,7 @@ final class ClientConnection {
         // An HTTP/1.0 client can't read chunked: it gets the body raw, then the close.
         Body out = in instanceof Body.Chunked || in instanceof Body.UntilClose
                 ? (req.http11() ? Body.CHUNKED : Body.UNTIL_CLOSE) : in;
-        if (out instanceof Body.UntilClose) keepAlive = false;
+        if (out instanceof Body.UntilClose || connections.draining()) keepAlive = false; // stopping: the last response
         ByteBuffer head = ByteBuffer.wrap(Forwarding.responseHead(resp, out, keepAlive, false));
         try {
             bodyBytesSent = Relay.copy(up.wire(), in, client, out, head, 0, buffers);
@@ -368,7 +373,7 @@ final class ClientConnection {
      * was read also closes: the unread body would otherwise be taken for the next request.
      */
     private boolean answer(HttpError e) {
-        boolean close = e.close || !requestBodyDone || request == null || !clientKeepAlive;
+        boolean close = e.close || !requestBodyDone || request == null || !clientKeepAlive || connections.draining();
         // A client that goes away between requests (a reset while idle) is no event worth a line.
         boolean betweenRequests = requestLine == null && e.status == 0;
         if ((e.status >= 500 || e.status == 0) && !betweenRequests) {

@@ -31,6 +31,7 @@ import java.util.regex.Pattern;
  */
 record Config(
         List<InetSocketAddress> listen,
+        boolean reusePort,
         List<Server> upstream,
         Duration connectTimeout,
         Duration readTimeout,
@@ -38,6 +39,7 @@ record Config(
         Duration clientHeaderTimeout,
         Duration clientBodyTimeout,
         Duration keepaliveTimeout,
+        Duration shutdownTimeout,
         int upstreamKeepalive,
         Duration upstreamKeepaliveTimeout,
         int maxFails,
@@ -84,6 +86,7 @@ record Config(
     private static Map<String, String> defaults() {
         Map<String, String> d = new LinkedHashMap<>();
         d.put("listen", "0.0.0.0:8080");
+        d.put("reuse_port", "off");
         d.put("upstream", "127.0.0.1:5000");
         d.put("connect_timeout", "5s");
         d.put("read_timeout", "90s");
@@ -91,6 +94,7 @@ record Config(
         d.put("client_header_timeout", "60s");
         d.put("client_body_timeout", "60s");
         d.put("keepalive_timeout", "65s");
+        d.put("shutdown_timeout", "10s");
         d.put("upstream_keepalive", "32");
         d.put("upstream_keepalive_timeout", "60s");
         d.put("max_fails", "1");
@@ -169,6 +173,7 @@ record Config(
         Parser in = new Parser(source, v, problems);
         Config config = new Config(
                 in.addresses("listen"),
+                in.flag("reuse_port"),
                 in.servers("upstream"),
                 in.duration("connect_timeout"),
                 in.duration("read_timeout"),
@@ -176,6 +181,7 @@ record Config(
                 in.duration("client_header_timeout"),
                 in.duration("client_body_timeout"),
                 in.duration("keepalive_timeout"),
+                in.duration("shutdown_timeout"),
                 in.count("upstream_keepalive", 0),
                 in.duration("upstream_keepalive_timeout"),
                 in.count("max_fails", 0),
@@ -287,6 +293,14 @@ record Config(
         /** "auto" (see {@link BufferPool#defaultBudget}), or a size of at least one large buffer. */
         long bufferMemory(String key) {
             return read(key, text -> text.equals("auto") ? BufferPool.defaultBudget() : sizeOf(text, BufferPool.LARGE, 1L << 40));
+        }
+
+        boolean flag(String key) {
+            return read(key, text -> switch (text) {
+                case "on" -> true;
+                case "off" -> false;
+                default -> throw new Bad("expected on or off");
+            });
         }
 
         int count(String key, int min) {

@@ -54,7 +54,7 @@ public final class Proxy implements AutoCloseable {
     private final Upstreams upstreams;
     private final BufferPool buffers;
     private final IdleConnections idle;
-    private final Semaphore slots;
+    private final Connections connections;
     private final Semaphore lingeringRefusals = new Semaphore(MAX_LINGERING_REFUSALS);
     private final List<ServerSocketChannel> listeners = new ArrayList<>();
     private final List<Thread> acceptors = new ArrayList<>();
@@ -71,10 +71,19 @@ public final class Proxy implements AutoCloseable {
         }
     }
 
-    /** Runs until stopped; a bad file, or one that can't start, prints every problem and exits 1. */
+    /**
+     * Runs until SIGTERM or SIGINT (Ctrl-C), then stops gracefully ({@link #stop}) and exits
+     * 0; a bad file, or one that can't start, prints every problem and exits 1.
+     */
     private static void run(Path file) {
         try {
             Proxy proxy = start(Config.load(file));
+            // The JVM runs its shutdown hooks on SIGTERM, SIGINT and SIGHUP, and would then
+            // exit with 128 + the signal; halt(0) ends it as a clean stop instead.
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                proxy.stop("signal");
+                Runtime.getRuntime().halt(0);
+            }, "shutdown"));
             for (Thread t : proxy.acceptors) t.join();
         } catch (Config.Invalid e) {
             for (String problem : e.problems()) System.err.println("proxy: " + problem);
@@ -103,6 +112,8 @@ public final class Proxy implements AutoCloseable {
                 ServerSocketChannel server = ServerSocketChannel.open();
                 proxy.listeners.add(server);
                 server.setOption(StandardSocketOptions.SO_REUSEADDR, true);
+                // reuse_port: a new process may bind the same address while this one drains
+                if (config.reusePort()) server.setOption(StandardSocketOptions.SO_REUSEPORT, true);
                 server.bind(address, 4096);
             } catch (IOException e) {
                 proxy.close();
@@ -157,7 +168,7 @@ public final class Proxy implements AutoCloseable {
         this.upstreams = new Upstreams(config);
         this.buffers = buffers;
         this.idle = new IdleConnections(config.keepaliveTimeout());
-        this.slots = new Semaphore(config.maxConnections());
+        this.connections = new Connections(config.maxConnections());
     }
 
     private void accept(ServerSocketChannel server) {
@@ -181,7 +192,7 @@ public final class Proxy implements AutoCloseable {
                 }
                 continue;
             }
-            if (!slots.tryAcquire()) {
+            if (!connections.tryAdmit()) {
                 refuse(channel);
                 continue;
             }
@@ -192,7 +203,7 @@ public final class Proxy implements AutoCloseable {
                 // acceptor goes on. Without this thread the listener would be dead for good.
                 log.error("accept: cannot start a thread: " + e);
                 closeQuietly(channel);
-                slots.release();
+                connections.notStarted();
             }
         }
     }
@@ -204,16 +215,17 @@ public final class Proxy implements AutoCloseable {
         try {
             channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
             client = new Wire(channel, CLIENT_BUFFER, config.clientBodyTimeout(), config.sendTimeout());
-            connection = new ClientConnection(config, upstreams, buffers, idle, log, client, slots::release);
+            connection = new ClientConnection(config, upstreams, buffers, idle, log, client, connections);
         } catch (IOException | RuntimeException | Error e) {
             // The client left before we could start, or something unexpected failed (out
             // of file descriptors, a class can't be loaded): this connection ends, cleanly.
             if (!(e instanceof IOException)) log.error("serving " + channel + ": " + e);
             if (client != null) client.close(); // no longer watched
             closeQuietly(channel);
-            slots.release();
+            connections.notStarted();
             return;
         }
+        connections.started(connection);
         connection.serve();
     }
 
@@ -289,11 +301,42 @@ public final class Proxy implements AutoCloseable {
     }
 
     /**
-     * Stops accepting, closes idle upstream connections and the log files; connections in
-     * flight finish (what they still log after this is dropped).
+     * The graceful stop: stops accepting at once; the requests in flight finish, each
+     * answered with {@code Connection: close}; idle keep-alive and pooled upstream
+     * connections are closed. What is still open after shutdown_timeout (a slow download,
+     * a WebSocket) is closed then. Flushes and closes the logs; returns when all is done.
+     */
+    void stop(String why) {
+        long started = System.nanoTime();
+        int inFlight = connections.count();
+        log.error("stopping (" + why + "): " + inFlight + " connection(s) open, waiting up to "
+                + config.shutdownTimeout().toMillis() + " ms for the requests in flight");
+        beginStop();
+        try {
+            if (!connections.awaitAll(config.shutdownTimeout())) {
+                int closed = connections.closeAll();
+                log.error("shutdown_timeout: closed " + closed + " connection(s) still open");
+                connections.awaitAll(Config.LINGERING_TIME.plusSeconds(1)); // each ends as on any failure
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        log.error("stopped after " + (System.nanoTime() - started) / 1_000_000 + " ms");
+        log.close();
+    }
+
+    /**
+     * Stops accepting, closes idle client and upstream connections and the log files,
+     * without waiting: the connections in flight finish by themselves (what they still log
+     * after this is dropped). Tests use it; a running proxy stops with {@link #stop}.
      */
     @Override
     public void close() {
+        beginStop();
+        log.close();
+    }
+
+    private void beginStop() {
         for (ServerSocketChannel s : listeners) {
             try {
                 s.close();
@@ -301,8 +344,8 @@ public final class Proxy implements AutoCloseable {
                 // closing
             }
         }
-        upstreams.closeIdle();
+        connections.drain();
+        upstreams.close();
         idle.close();
-        log.close();
     }
 }

@@ -105,6 +105,7 @@ final class Upstreams {
     private final Config config;
     private final List<Peer> peers = new ArrayList<>();
     private final Thread maintenance;
+    private boolean closed; // stopping: nothing goes back to the pool (guarded by this)
     private long windowStart = System.nanoTime();
 
     Upstreams(Config config) {
@@ -125,7 +126,7 @@ final class Upstreams {
                 }
             }
         } catch (InterruptedException e) {
-            // closeIdle: shutting down
+            // close: shutting down
         }
     }
 
@@ -205,7 +206,7 @@ final class Upstreams {
         synchronized (this) {
             if (!c.end()) return; // already ended
             Peer p = c.peer();
-            if (config.upstreamKeepalive() > 0 && p.idle.size() < keep(p)) {
+            if (!closed && config.upstreamKeepalive() > 0 && p.idle.size() < keep(p)) {
                 p.idle.addFirst(new Idle(w, System.nanoTime()));
                 return;
             }
@@ -241,8 +242,9 @@ final class Upstreams {
         }
     }
 
-    /** Closes every idle connection (at shutdown). */
-    synchronized void closeIdle() {
+    /** At shutdown: closes every idle connection, and from now on each one given back. */
+    synchronized void close() {
+        closed = true;
         maintenance.interrupt();
         for (Peer p : peers) {
             p.idle.forEach(i -> i.wire().close());

@@ -1,0 +1,79 @@
+import java.time.Duration;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The client connections being served: at most max_connections at once, and the graceful
+ * stop that lets them finish (nginx's graceful shutdown, SIGQUIT there, SIGTERM here).
+ *
+ * <p>A stop goes in two steps. First {@link #drain}: from then on every response says
+ * {@code Connection: close} and its connection ends after it, so the connections in flight
+ * finish their exchange and go, while idle ones are closed by {@link IdleConnections}; the
+ * proxy waits for that ({@link #awaitAll}). Then, if some are still open when
+ * shutdown_timeout runs out (a slow download, a WebSocket), {@link #closeAll} closes them.
+ */
+final class Connections {
+    private final int max;
+    private final Semaphore slots;
+    private final Set<ClientConnection> open = ConcurrentHashMap.newKeySet();
+    private volatile boolean draining;
+
+    Connections(int maxConnections) {
+        this.max = maxConnections;
+        this.slots = new Semaphore(maxConnections);
+    }
+
+    /** A slot for a new connection, if one is free (else the caller refuses it with 503). */
+    boolean tryAdmit() {
+        return slots.tryAcquire();
+    }
+
+    /** Gives back a slot that {@link #tryAdmit} took, for a connection that never started. */
+    void notStarted() {
+        slots.release();
+    }
+
+    void started(ClientConnection c) {
+        open.add(c);
+    }
+
+    /** The connection has closed: its slot is free again. */
+    void ended(ClientConnection c) {
+        open.remove(c);
+        slots.release();
+    }
+
+    /** True once the stop has begun: a connection serves no further request. */
+    boolean draining() {
+        return draining;
+    }
+
+    /** Connections open now. */
+    int count() {
+        return open.size();
+    }
+
+    /** Begins the stop: from now on a connection serves no further request. */
+    void drain() {
+        draining = true;
+    }
+
+    /** Waits up to {@code timeout} for every connection to end; returns whether they all did. */
+    boolean awaitAll(Duration timeout) throws InterruptedException {
+        if (!slots.tryAcquire(max, timeout.toNanos(), TimeUnit.NANOSECONDS)) return false;
+        slots.release(max);
+        return true;
+    }
+
+    /** Closes every connection still open (after shutdown_timeout); returns how many. */
+    int closeAll() {
+        int n = 0;
+        for (ClientConnection c : open) {
+            c.abort();
+            n++;
+        }
+        return n;
+    }
+}
