@@ -25,9 +25,6 @@ import java.util.Set;
  * truncated response can never look complete.
  */
 final class ClientConnection {
-    /** Methods whose request may be sent again on a fresh connection (RFC 9110 9.2.2). */
-    private static final Set<String> IDEMPOTENT = Set.of("GET", "HEAD", "OPTIONS", "PUT", "DELETE");
-
     private static final byte[] CONTINUE = "HTTP/1.1 100 Continue\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1);
 
     private final Config config;
@@ -45,6 +42,7 @@ final class ClientConnection {
     private boolean requestBodyDone;
     private boolean clientKeepAlive;  // what the client asked for: HTTP/1.1 without "Connection: close"
     private boolean responseStarted;
+    private boolean interimSent;      // a 1xx went to the client: the request can't go to another server
     private boolean reset;            // end with RST: a response was cut short
     private int status;
     private long bodyBytesSent;
@@ -90,7 +88,7 @@ final class ClientConnection {
     private boolean exchange() {
         requestLine = null;
         request = null;
-        requestBodyDone = clientKeepAlive = responseStarted = false;
+        requestBodyDone = clientKeepAlive = responseStarted = interimSent = false;
         status = 0;
         bodyBytesSent = 0;
         boolean open;
@@ -182,15 +180,12 @@ final class ClientConnection {
         clientKeepAlive = req.http11() && !req.headers().hasToken("Connection", "close");
         String upgrade = upgradeRequested(req);
 
-        List<Upstreams.Peer> tried = new ArrayList<>();
-        byte[] upstreamHead = null;
-        for (boolean retry = false; ; retry = true) {
-            Upstreams.Connection up = connect(tried, !retry); // a retry takes a new connection
+        NextUpstream next = new NextUpstream(upstreams, config, req, body);
+        while (true) {
+            Upstreams.Connection up = connect(next);
             try {
-                if (upstreamHead == null) {
-                    upstreamHead = Forwarding.requestHead(req, body, client.remote, config, up.peer().server,
-                            upgrade, config.upstreamKeepalive() == 0);
-                }
+                byte[] upstreamHead = Forwarding.requestHead(req, body, client.remote, config, up.peer().server,
+                        upgrade, config.upstreamKeepalive() == 0);
                 sendRequest(up, body, upstreamHead);
                 HttpParser.Response resp = readResponseHead(up, req);
                 return respond(req, up, resp, clientKeepAlive, upgrade);
@@ -201,35 +196,33 @@ final class ClientConnection {
                 up.close(); // e.g. out of direct memory: never leak the connection, whatever went wrong
                 throw e;
             } catch (IOException e) {
+                // Nothing of the response has reached the client: the request may go on.
                 up.close();
-                if (e instanceof Wire.Timeout) {
-                    upstreams.failed(up.peer());
-                    throw new HttpError(504, "upstream timed out: " + e.getMessage(), false);
-                }
-                // A pooled connection may have been closed by the server just as we sent.
-                // If nothing was lost, the request can go again on a new connection.
-                if (up.reused() && !retry && body.isEmpty() && IDEMPOTENT.contains(req.method())) {
-                    tried.remove(up.peer());
+                if (next.retryStale(up)) continue; // the server had closed it while idle
+                upstreams.failed(up.peer());
+                boolean timeout = e instanceof Wire.Timeout;
+                String why = "upstream " + up.peer().server.hostPort() + (timeout ? " timed out: " : " failed: ") + e.getMessage();
+                if (!interimSent && next.maySendAgain()) {
+                    log.error(client.remote + " \"" + requestLine + "\": " + why + "; trying the next server");
                     continue;
                 }
-                upstreams.failed(up.peer());
-                throw new HttpError(502, "upstream failed: " + e.getMessage(), false);
+                throw new HttpError(timeout ? 504 : 502, why, false);
             }
         }
     }
 
-    /** Connects to the next untried server; connect failures count against it and move on. */
-    private Upstreams.Connection connect(List<Upstreams.Peer> tried, boolean pooled) throws HttpError {
+    /** Connects to the next server; one that can't be reached counts against it, and the next is tried. */
+    private Upstreams.Connection connect(NextUpstream next) throws HttpError {
         HttpError last = null;
-        for (Upstreams.Peer peer; (peer = upstreams.choose(tried)) != null; ) {
-            tried.add(peer);
+        for (Upstreams.Peer peer; (peer = next.server()) != null; ) {
             try {
-                return upstreams.connect(peer, pooled);
+                return upstreams.connect(peer, next.pooled());
             } catch (IOException e) {
                 upstreams.failed(peer);
                 boolean timeout = e instanceof Wire.Timeout;
                 last = new HttpError(timeout ? 504 : 502, "connect to " + peer.server.hostPort() + ": " + e.getMessage(), false);
-                log.error("upstream " + peer.server.hostPort() + ": " + e.getMessage());
+                log.error("upstream " + peer.server.hostPort() + ": " + e.getMessage()
+                        + (next.more() ? "; trying the next server" : ""));
             }
         }
         throw last != null ? last : new HttpError(502, "no upstream server", false);
@@ -267,7 +260,10 @@ final class ClientConnection {
             // Checked before passing it on, so that no more than the cap ever reaches the client.
             if (interim == Config.MAX_INTERIM_RESPONSES) throw new HttpError(502, "too many 1xx responses", true);
             // RFC 9110 15.2: forward 1xx (103 Early Hints, ...), except to an HTTP/1.0 client.
-            if (req.http11()) writeToClient(Forwarding.interimHead(resp));
+            if (req.http11()) {
+                writeToClient(Forwarding.interimHead(resp));
+                interimSent = true;
+            }
         }
     }
 

@@ -43,6 +43,8 @@ record Config(
         int upstreamKeepalive,
         Duration upstreamKeepaliveTimeout,
         int maxFails,
+        int nextUpstreamTries,      // 0 = each server once
+        Duration nextUpstreamTimeout, // 0 = no limit
         Duration failTimeout,
         long clientMaxBodySize, // 0 = unlimited
         int maxRequestLine,
@@ -98,6 +100,8 @@ record Config(
         d.put("upstream_keepalive", "32");
         d.put("upstream_keepalive_timeout", "60s");
         d.put("max_fails", "1");
+        d.put("next_upstream_tries", "0");
+        d.put("next_upstream_timeout", "0");
         d.put("fail_timeout", "10s");
         d.put("client_max_body_size", "1m");
         d.put("max_request_line", "8k");
@@ -185,6 +189,8 @@ record Config(
                 in.count("upstream_keepalive", 0),
                 in.duration("upstream_keepalive_timeout"),
                 in.count("max_fails", 0),
+                in.count("next_upstream_tries", 0),
+                in.durationOrZero("next_upstream_timeout"),
                 in.duration("fail_timeout"),
                 in.size("client_max_body_size", 0, Long.MAX_VALUE),
                 (int) in.size("max_request_line", 64, 1 << 20),
@@ -271,19 +277,30 @@ record Config(
         }
 
         Duration duration(String key) {
-            return read(key, text -> {
-                Matcher m = DURATION.matcher(text);
-                if (!m.matches()) throw new Bad("expected a duration such as 500ms, 60s, 5m or 1h");
-                long n = Long.parseLong(m.group(1));
-                Duration d = switch (m.group(2) == null ? "s" : m.group(2)) {
-                    case "ms" -> Duration.ofMillis(n);
-                    case "m" -> Duration.ofMinutes(n);
-                    case "h" -> Duration.ofHours(n);
-                    default -> Duration.ofSeconds(n);
-                };
-                if (d.isZero()) throw new Bad("a timeout must be longer than zero");
-                return d;
-            });
+            return read(key, text -> durationOf(text, false));
+        }
+
+        /** A duration, where 0 means none. */
+        Duration durationOrZero(String key) {
+            return read(key, text -> durationOf(text, true));
+        }
+
+        /** The longest duration a key may take: every timeout must fit in an int of milliseconds. */
+        private static final Duration MAX_DURATION = Duration.ofHours(24);
+
+        private static Duration durationOf(String text, boolean zeroMeansNone) {
+            Matcher m = DURATION.matcher(text);
+            if (!m.matches()) throw new Bad("expected a duration such as 500ms, 60s, 5m or 1h");
+            long n = Long.parseLong(m.group(1));
+            Duration d = switch (m.group(2) == null ? "s" : m.group(2)) {
+                case "ms" -> Duration.ofMillis(n);
+                case "m" -> Duration.ofMinutes(n);
+                case "h" -> Duration.ofHours(n);
+                default -> Duration.ofSeconds(n);
+            };
+            if (d.isZero() && !zeroMeansNone) throw new Bad("a timeout must be longer than zero");
+            if (d.compareTo(MAX_DURATION) > 0) throw new Bad("at most " + MAX_DURATION.toHours() + "h");
+            return d;
         }
 
         long size(String key, long min, long max) {

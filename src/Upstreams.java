@@ -148,6 +148,11 @@ final class Upstreams {
         return out;
     }
 
+    /** How many servers there are. */
+    int size() {
+        return peers.size();
+    }
+
     /** Picks the next server, skipping the ones already tried for this request; null if none is left. */
     synchronized Peer choose(List<Peer> tried) {
         long now = System.nanoTime();
