@@ -42,6 +42,7 @@ record Config(
         Duration shutdownTimeout,
         int upstreamKeepalive,
         Duration upstreamKeepaliveTimeout,
+        int upstreamKeepaliveRequests,
         int maxFails,
         int nextUpstreamTries,      // 0 = each server once
         Duration nextUpstreamTimeout, // 0 = no limit
@@ -99,6 +100,7 @@ record Config(
         d.put("shutdown_timeout", "10s");
         d.put("upstream_keepalive", "32");
         d.put("upstream_keepalive_timeout", "60s");
+        d.put("upstream_keepalive_requests", "1000");
         d.put("max_fails", "1");
         d.put("next_upstream_tries", "0");
         d.put("next_upstream_timeout", "0");
@@ -188,6 +190,7 @@ record Config(
                 in.duration("shutdown_timeout"),
                 in.count("upstream_keepalive", 0),
                 in.duration("upstream_keepalive_timeout"),
+                in.count("upstream_keepalive_requests", 1),
                 in.count("max_fails", 0),
                 in.count("next_upstream_tries", 0),
                 in.durationOrZero("next_upstream_timeout"),

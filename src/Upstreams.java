@@ -42,13 +42,17 @@ final class Upstreams {
         private int lent;       // connections out of the pool now
         private int demand;     // the most lent at once in this demand window
         private int lastDemand; // ... and in the window before
+        // The shortest idle time after which a pooled connection was found closed by the
+        // server: its own keep-alive timeout is at most that. Long.MAX_VALUE: none seen.
+        private long closesIdleAfter = Long.MAX_VALUE;
 
         Peer(Config.Server server) {
             this.server = server;
         }
     }
 
-    private record Idle(Wire wire, long since) {}
+    /** A pooled connection: since when it is idle, and how many requests it has carried. */
+    private record Idle(Wire wire, long since, int requests) {}
 
     /**
      * A connection lent for one exchange, and whether it came from the pool. It ends either
@@ -58,12 +62,16 @@ final class Upstreams {
         private final Peer peer;
         private final Wire wire;
         private final boolean reused;
+        private final int requests; // carried before this one
+        private final long idleFor; // nanoseconds in the pool before this exchange
         private boolean ended;
 
-        private Connection(Peer peer, Wire wire, boolean reused) {
+        private Connection(Peer peer, Wire wire, boolean reused, int requests, long idleFor) {
             this.peer = peer;
             this.wire = wire;
             this.reused = reused;
+            this.requests = requests;
+            this.idleFor = idleFor;
             synchronized (Upstreams.this) {
                 peer.demand = Math.max(peer.demand, ++peer.lent);
             }
@@ -79,6 +87,11 @@ final class Upstreams {
 
         boolean reused() {
             return reused;
+        }
+
+        /** How long it was idle in the pool before this exchange (0 if new). */
+        long idleFor() {
+            return idleFor;
         }
 
         /**
@@ -182,8 +195,11 @@ final class Upstreams {
                 idle = peer.idle.pollFirst();
             }
             if (idle == null) break;
-            if (!idle.wire().isStale()) return new Connection(peer, idle.wire(), true);
-            idle.wire().close();
+            long idleFor = System.nanoTime() - idle.since();
+            boolean stale = idle.wire().isStale();
+            if (stale) closedWhileIdle(peer, idleFor);
+            else if (idleFor < safeIdle(peer)) return new Connection(peer, idle.wire(), true, idle.requests(), idleFor);
+            idle.wire().close(); // closed by the server, or idle too near the time it closes them
         }
         SocketChannel channel = SocketChannel.open();
         try {
@@ -191,7 +207,7 @@ final class Upstreams {
             // A blocking SocketChannel.connect has no timeout, but its socket adaptor's
             // connect(address, timeout) does: that is our connect_timeout.
             channel.socket().connect(peer.server.address(), (int) config.connectTimeout().toMillis());
-            return new Connection(peer, new Wire(channel, 4096, config.readTimeout(), config.sendTimeout()), false);
+            return new Connection(peer, new Wire(channel, 4096, config.readTimeout(), config.sendTimeout()), false, 0, 0);
         } catch (SocketTimeoutException e) {
             channel.close();
             throw new Wire.Timeout("connect to " + peer.server.hostPort());
@@ -211,12 +227,30 @@ final class Upstreams {
         synchronized (this) {
             if (!c.end()) return; // already ended
             Peer p = c.peer();
-            if (!closed && config.upstreamKeepalive() > 0 && p.idle.size() < keep(p)) {
-                p.idle.addFirst(new Idle(w, System.nanoTime()));
+            boolean worn = c.requests + 1 >= config.upstreamKeepaliveRequests();
+            if (!closed && !worn && config.upstreamKeepalive() > 0 && p.idle.size() < keep(p)) {
+                p.idle.addFirst(new Idle(w, System.nanoTime(), c.requests + 1));
                 return;
             }
         }
         w.close();
+    }
+
+    /**
+     * How long a pooled connection may have been idle and still be used. A server closes
+     * idle connections after a keep-alive timeout of its own (gunicorn: 2 s), and a request
+     * sent just as it does is lost; one with a body can't be sent again. So once the server
+     * is seen to close a connection idle for d, connections idle for 3/4 of d or longer
+     * are not used again; each shorter d seen lowers the limit.
+     */
+    private synchronized long safeIdle(Peer p) {
+        long d = p.closesIdleAfter;
+        return d == Long.MAX_VALUE ? Long.MAX_VALUE : d - d / 4;
+    }
+
+    /** The server closed a pooled connection that had been idle this long (see {@link #safeIdle}). */
+    synchronized void closedWhileIdle(Peer p, long idleFor) {
+        p.closesIdleAfter = Math.min(p.closesIdleAfter, idleFor);
     }
 
     /** Idle connections to keep: what the recent demand needs beyond those lent now, at least upstream_keepalive. */

@@ -135,6 +135,47 @@ class UpstreamTest {
     // ---- the pool: upstream_keepalive --------------------------------------------------
 
     @Test
+    void aConnectionIsClosedAfterUpstreamKeepaliveRequests() throws Exception {
+        try (var backend = new TestSupport.Backend();
+             var proxy = TestSupport.proxy(backend.port(), "upstream_keepalive_requests", "3");
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            for (int i = 0; i < 7; i++) assertEquals(200, client.send(GET).read().status());
+            StringBuilder on = new StringBuilder();
+            for (int i = 0; i < 7; i++) on.append(backend.next().connection());
+            assertEquals("1112223", on.toString(), "three requests a connection, then a new one");
+        }
+    }
+
+    @Test
+    void connectionsIdleNearTheServersOwnTimeoutAreNotUsed() throws Exception {
+        // A server that closes a connection idle for 1 s (gunicorn's gthread workers: 2 s).
+        TestSupport.Handler closesIdle = (r, out, s) -> {
+            out.write(TestSupport.bytes("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+            s.setSoTimeout(1000); // the next head must come within 1 s, or the backend closes
+            return true;
+        };
+        String post = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
+        try (var backend = new TestSupport.Backend(closesIdle); var proxy = TestSupport.proxy(backend.port());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            assertEquals(200, client.send(post).read().status());
+            assertEquals(1, backend.next().connection());
+            Thread.sleep(300);
+            assertEquals(200, client.send(post).read().status());
+            assertEquals(1, backend.next().connection(), "idle 0.3 s: reused (no close of the server's seen yet)");
+            assertEquals(1, backend.nextEnded(), "the server closes it after 1 s idle");
+            Thread.sleep(200); // idle 1.2 s in all
+            assertEquals(200, client.send(post).read().status());
+            assertEquals(2, backend.next().connection(), "found closed: a new one (the server closes after <= 1.2 s)");
+            Thread.sleep(950); // more than 3/4 of 1.2 s: too near the server's close to be used
+            assertEquals(200, client.send(post).read().status());
+            assertEquals(3, backend.next().connection(), "not used so near the time the server closes it");
+            Thread.sleep(300);
+            assertEquals(200, client.send(post).read().status());
+            assertEquals(3, backend.next().connection(), "idle 0.3 s: still reused");
+        }
+    }
+
+    @Test
     void thePoolKeepsWhatDemandNeedsThenShrinksToUpstreamKeepalive() throws Exception {
         int concurrent = 4;
         CyclicBarrier allIn = new CyclicBarrier(concurrent);
