@@ -9,6 +9,8 @@ SHELL := /bin/bash
 #               HAProxy if installed). QUICK=1 make bench: a short run while developing
 #   make image  out/image/: a runtime of java.base alone (jlink) holding out/image/proxy.jar;
 #               run it with out/image/bin/java -cp out/image/proxy.jar Proxy FILE
+#   make image-root  out/image-root/: that runtime, the C libraries it needs and a default
+#               configuration, as the root of the container conf/Containerfile builds
 
 # --- find a JDK >= 21: $JAVA_HOME, then javac on PATH, then the newest in /usr/lib/jvm ---
 define jdk_functions
@@ -53,7 +55,7 @@ JUNIT = lib/junit-platform-console-standalone-$(JUNIT_VERSION).jar
 SRC  = $(wildcard src/*.java)
 TEST = $(wildcard test/*.java)
 
-.PHONY: all jdk run demo image test bench clean FORCE
+.PHONY: all jdk run demo image image-root test bench clean FORCE
 
 all: out/.built
 
@@ -102,6 +104,25 @@ out/image/proxy.jar: out/.built out/image/release
 
 image: out/image/proxy.jar
 	@echo "out/image: $$(du -sh out/image | cut -f1)  (run: out/image/bin/java -cp out/image/proxy.jar Proxy FILE)"
+
+# --- make image-root: the root file system of the container, for conf/Containerfile ---
+# The runtime in /opt/proxy, conf/container.properties as /etc/proxy/proxy.properties, an
+# empty /tmp for the JVM, an empty /proc where the container's is mounted, and the C
+# libraries the runtime's programs and libraries are linked with, each copied to the path
+# ldd finds it at (the dynamic loader included), so that an image FROM scratch runs. The
+# runtime's own libraries come along in /opt/proxy.
+out/.image-root: out/image/proxy.jar conf/container.properties Makefile
+	@rm -rf out/image-root && mkdir -p out/image-root/{opt,etc/proxy,tmp,proc}
+	cp -a out/image out/image-root/opt/proxy
+	cp conf/container.properties out/image-root/etc/proxy/proxy.properties
+	@chmod 1777 out/image-root/tmp
+	@set -o pipefail; ldd out/image/bin/java out/image/lib/*.so out/image/lib/server/*.so \
+	  | sed -nE 's/^[[:space:]]*([^ ]+ => )?(\/[^ ]+) \(0x[0-9a-f]+\)$$/\2/p' | grep -v '/out/image/' | sort -u \
+	  | while read -r lib; do mkdir -p "out/image-root$$(dirname "$$lib")"; cp -L "$$lib" "out/image-root$$lib"; echo "  + $$lib"; done
+	@touch $@
+
+image-root: out/.image-root
+	@echo "out/image-root: $$(du -sh out/image-root | cut -f1)  (then: podman build -f conf/Containerfile -t proxy out/image-root)"
 
 $(JUNIT):
 	@mkdir -p lib
