@@ -2,6 +2,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -70,6 +72,72 @@ class ImageTest {
             command.add(conf.toString());
             try (Child proxy = Child.start(command)) {
                 assertHelloThrough(proxy, backend);
+            }
+        }
+    }
+
+    static boolean canDropToTheUnitsPrivileges() throws IOException {
+        return "root".equals(System.getProperty("user.name"))
+                && succeeds(List.of("setpriv", "--version"))
+                && Integer.parseInt(sysctl("net/ipv4/ip_unprivileged_port_start")) > 80
+                && portIsFree(80);
+    }
+
+    static boolean portIsFree(int port) {
+        try (ServerSocket s = new ServerSocket()) {
+            s.bind(new InetSocketAddress("127.0.0.1", port)); // we are root here
+            return true;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    /**
+     * What the unit grants, and no more, is enough for port 80: the service's command run
+     * as a user that is not root (65534, as DynamicUser= makes one) with the one ambient
+     * capability, no others it could gain, and no_new_privs, as setpriv(1) sets them. The
+     * same command without the capability is refused the port: the grant is what counts.
+     */
+    @Test
+    @EnabledIf("canDropToTheUnitsPrivileges")
+    void theUnitsUserAndCapabilityAreEnoughForPort80() throws Exception {
+        Path unit = Path.of("conf/proxy.service");
+        assertEquals("yes", directive(unit, "DynamicUser"));
+        assertEquals("CAP_NET_BIND_SERVICE", directive(unit, "AmbientCapabilities"));
+        assertEquals("CAP_NET_BIND_SERVICE", directive(unit, "CapabilityBoundingSet"));
+        assertEquals("yes", directive(unit, "NoNewPrivileges"));
+        List<String> execStart = List.of(directive(unit, "ExecStart").split(" "));
+
+        try (var backend = new TestSupport.Backend()) {
+            // In a directory user 65534 can read (TestSupport.TEMP is root's alone).
+            Path dir = TestSupport.tempDirectory("proxy-port80");
+            Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
+            Path conf = Files.writeString(dir.resolve("proxy.properties"), Files.readString(configFrom(
+                    Path.of("conf/proxy.properties"), backend.port())).replace("listen = 127.0.0.1:0", "listen = 127.0.0.1:80"));
+            Files.setPosixFilePermissions(conf, PosixFilePermissions.fromString("rw-r--r--"));
+            List<String> command = new ArrayList<>();
+            for (String word : execStart.subList(0, execStart.size() - 1)) command.add(word.replace("/opt/proxy/", IMAGE + "/"));
+            command.add(conf.toString());
+            List<String> asNobody = List.of("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs");
+
+            List<String> granted = new ArrayList<>(asNobody);
+            granted.addAll(List.of("--inh-caps=-all,+net_bind_service", "--ambient-caps=+net_bind_service",
+                    "--bounding-set=-all,+net_bind_service"));
+            granted.addAll(command);
+            try (Child proxy = Child.start(granted)) {
+                proxy.awaitStderr(Pattern.compile("listening on 127\\.0\\.0\\.1:80,"), STARTUP);
+                TestSupport.Response r = TestSupport.exchange(80, "GET /image HTTP/1.1\r\nHost: example\r\n\r\n");
+                assertEquals(200, r.status(), r.head());
+                assertEquals("Hello", r.bodyText());
+                assertEquals(65534, uid(proxy.process.pid()), "setpriv became the proxy, as user 65534");
+            }
+
+            List<String> refused = new ArrayList<>(asNobody);
+            refused.addAll(List.of("--inh-caps=-all", "--bounding-set=-all"));
+            refused.addAll(command);
+            try (Child proxy = Child.start(refused)) {
+                proxy.awaitStderr(Pattern.compile("cannot listen on 127\\.0\\.0\\.1:80: permission denied"), STARTUP);
+                assertEquals(1, proxy.waitFor(STARTUP), "a proxy that can't listen stops");
             }
         }
     }
@@ -205,6 +273,16 @@ class ImageTest {
         List<String> out = new ArrayList<>();
         for (Matcher m = Pattern.compile("\"([^\"]*)\"").matcher(text); m.find(); ) out.add(m.group(1));
         return out;
+    }
+
+    /**
+     * A value under /proc/sys. Not Files.readString: it reads a file of size 0 one byte
+     * first, and a sysctl file ends after the first read ("1" for 1024).
+     */
+    static String sysctl(String name) throws IOException {
+        try (var in = Files.newInputStream(Path.of("/proc/sys", name))) {
+            return new String(in.readAllBytes(), java.nio.charset.StandardCharsets.US_ASCII).strip();
+        }
     }
 
     static int uid(long pid) {
