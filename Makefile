@@ -114,8 +114,12 @@ out/image/release: Makefile | jdk
 	@$(JDK)/bin/jlink $(JLINK_OPTS) --output out/image || { \
 	  echo "make: jlink failed; a JDK before 24 links from its jmods/ directory (Debian: apt-get install openjdk-21-jmods)" >&2; exit 1; }
 
+# With it, the JVM options for this JDK, as argument files (java @FILE): server.options
+# (make run's, for the systemd unit) and small.options (SMALL_JVM_OPTS, for the container).
 out/image/proxy.jar: out/.built out/image/release
 	cp out/proxy.jar $@
+	echo '$(SERVER_OPTS)' > out/image/server.options
+	echo '$(SMALL_JVM_OPTS)' > out/image/small.options
 
 image: out/image/proxy.jar
 	@echo "out/image: $$(du -sh out/image | cut -f1)  (run: out/image/bin/java -cp out/image/proxy.jar Proxy FILE)"
