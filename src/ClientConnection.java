@@ -43,6 +43,7 @@ final class ClientConnection {
     private boolean clientKeepAlive;  // what the client asked for: HTTP/1.1 without "Connection: close"
     private boolean responseStarted;
     private boolean interimSent;      // a 1xx went to the client: the request can't go to another server
+    private Upload upload;            // the request body, while another thread sends it (full duplex)
     private boolean reset;            // end with RST: a response was cut short
     private int status;
     private long bodyBytesSent;
@@ -89,6 +90,7 @@ final class ClientConnection {
         requestLine = null;
         request = null;
         requestBodyDone = clientKeepAlive = responseStarted = interimSent = false;
+        upload = null;
         status = 0;
         bodyBytesSent = 0;
         boolean open;
@@ -186,9 +188,13 @@ final class ClientConnection {
             try {
                 byte[] upstreamHead = Forwarding.requestHead(req, body, client.remote, config, up.peer().server,
                         upgrade, config.upstreamKeepalive() == 0);
-                sendRequest(up, body, upstreamHead);
-                HttpParser.Response resp = readResponseHead(up, req);
-                return respond(req, up, resp, clientKeepAlive, upgrade);
+                try {
+                    sendRequest(up, body, upstreamHead);
+                    HttpParser.Response resp = readResponseHead(up, req);
+                    return respond(req, up, resp, clientKeepAlive, upgrade);
+                } finally {
+                    if (upload != null) endUpload(up);
+                }
             } catch (HttpError e) {
                 up.close(); // a bad request body (400, 413), a bad response: it can't be reused
                 throw e;
@@ -198,6 +204,7 @@ final class ClientConnection {
             } catch (IOException e) {
                 // Nothing of the response has reached the client: the request may go on.
                 up.close();
+                if (upload != null) throw uploadFailed(up, e); // a body that went out is not sent again
                 if (next.retryStale(up)) continue; // the server had closed it while idle
                 upstreams.failed(up.peer());
                 boolean timeout = e instanceof Wire.Timeout;
@@ -228,9 +235,19 @@ final class ClientConnection {
         throw last != null ? last : new HttpError(502, "no upstream server", false);
     }
 
-    /** Sends the head and streams the request body: client_body_timeout between reads. */
+    /**
+     * Sends the head and the request body: client_body_timeout between reads. A body that
+     * came with the head goes out with it, here; one still to come goes on a thread of its
+     * own ({@link Upload}) while this one waits for the response.
+     */
     private void sendRequest(Upstreams.Connection up, Body body, byte[] head) throws IOException, HttpError {
         client.readTimeout(config.clientBodyTimeout());
+        if (!body.isEmpty() && !(body instanceof Body.Length l && client.in.remaining() >= l.bytes())) {
+            up.wire().readTimeout(Upload.WHILE_SENDING); // read_timeout begins when the body is sent
+            upload = Upload.start(client, body, up, ByteBuffer.wrap(head), config.clientMaxBodySize(), buffers,
+                    config.readTimeout());
+            return;
+        }
         try {
             Relay.copy(client, body, up.wire(), body, ByteBuffer.wrap(head), config.clientMaxBodySize(), buffers);
         } catch (Relay.ReadFailed e) {
@@ -246,6 +263,41 @@ final class ClientConnection {
             throw e; // nothing of the client's is lost: the caller may retry
         }
         requestBodyDone = true;
+    }
+
+    /**
+     * No response came while the body was being sent: the upload's own failure is the
+     * cause if it has one (the client's, or the upstream's send_timeout), else the
+     * upstream's failure to answer.
+     */
+    private HttpError uploadFailed(Upstreams.Connection up, IOException e) {
+        Exception cause = upload.failure();
+        if (cause instanceof HttpError bad) return bad; // 400, 413: the client's body
+        if (cause instanceof Relay.ReadFailed) return HttpError.abort("reading request body: " + cause.getMessage());
+        upstreams.failed(up.peer());
+        if (cause != null && cause.getCause() instanceof Wire.Timeout) {
+            return new HttpError(504, "sending request body: " + cause.getMessage(), true);
+        }
+        String what = cause != null ? "sending request body: " + cause.getMessage() : "upstream failed: " + e.getMessage();
+        return new HttpError(e instanceof Wire.Timeout ? 504 : 502, what, true);
+    }
+
+    /**
+     * After the exchange: the body is either all sent, or never will be (the response came
+     * first, or failed): then the upstream connection can't be reused, the upload stops,
+     * and the client connection closes after the response (its unread body is not a request).
+     */
+    private void endUpload(Upstreams.Connection up) {
+        if (upload.sent()) {
+            requestBodyDone = true;
+            return;
+        }
+        up.close();
+        try {
+            upload.abandon(Config.LINGERING_TIME);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     /** Reads the final response head, passing interim (1xx) responses on to the client. */
@@ -286,6 +338,13 @@ final class ClientConnection {
         // cleanly and the server didn't say it would close (RFC 9112 9.3).
         boolean reusable = resp.http11() && !resp.headers().hasToken("Connection", "close")
                 && !(in instanceof Body.UntilClose);
+        // An answer that came before the request body was all sent (a 413 to an upload, or
+        // an echo that streams) ends both connections after it; and one that says the server
+        // is closing means it wants no more of the body: stop sending it (RFC 9112 9.5).
+        if (upload != null && !upload.sent()) {
+            if (!reusable) upload.stop(up);
+            keepAlive = reusable = false;
+        }
         // An HTTP/1.0 client can't read chunked: it gets the body raw, then the close.
         Body out = in instanceof Body.Chunked || in instanceof Body.UntilClose
                 ? (req.http11() ? Body.CHUNKED : Body.UNTIL_CLOSE) : in;

@@ -60,9 +60,7 @@ final class NextUpstream {
      * request goes once more to the same server, on a new connection (which is not a try).
      */
     boolean retryStale(Upstreams.Connection failed) {
-        if (!failed.reused()) return false;
-        upstreams.closedWhileIdle(failed.peer(), failed.idleFor()); // most likely
-        if (staleRetried || !replayable) return false;
+        if (!failed.reused() || staleRetried || !replayable) return false;
         staleRetried = true;
         again = failed.peer();
         return true;

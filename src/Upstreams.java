@@ -43,8 +43,9 @@ final class Upstreams {
         private int demand;     // the most lent at once in this demand window
         private int lastDemand; // ... and in the window before
         // The shortest idle time after which a pooled connection was found closed by the
-        // server: its own keep-alive timeout is at most that. Long.MAX_VALUE: none seen.
+        // server lately: its own keep-alive timeout is at most that. Long.MAX_VALUE: none seen.
         private long closesIdleAfter = Long.MAX_VALUE;
+        private long closesIdleSeen;  // nanoTime of the last such find
 
         Peer(Config.Server server) {
             this.server = server;
@@ -63,15 +64,13 @@ final class Upstreams {
         private final Wire wire;
         private final boolean reused;
         private final int requests; // carried before this one
-        private final long idleFor; // nanoseconds in the pool before this exchange
         private boolean ended;
 
-        private Connection(Peer peer, Wire wire, boolean reused, int requests, long idleFor) {
+        private Connection(Peer peer, Wire wire, boolean reused, int requests) {
             this.peer = peer;
             this.wire = wire;
             this.reused = reused;
             this.requests = requests;
-            this.idleFor = idleFor;
             synchronized (Upstreams.this) {
                 peer.demand = Math.max(peer.demand, ++peer.lent);
             }
@@ -89,10 +88,6 @@ final class Upstreams {
             return reused;
         }
 
-        /** How long it was idle in the pool before this exchange (0 if new). */
-        long idleFor() {
-            return idleFor;
-        }
 
         /**
          * Closes the connection: it can't carry another exchange. Safe to call again, and
@@ -111,6 +106,9 @@ final class Upstreams {
             }
         }
     }
+
+    /** How long the idle time after which a server closed a pooled connection is remembered (see safeIdle). */
+    static final Duration IDLE_CLOSE_MEMORY = Duration.ofSeconds(60);
 
     /** How often idle connections are looked over; the demand remembered is that of the last two. */
     static final Duration DEMAND_WINDOW = Duration.ofSeconds(10);
@@ -198,7 +196,7 @@ final class Upstreams {
             long idleFor = System.nanoTime() - idle.since();
             boolean stale = idle.wire().isStale();
             if (stale) closedWhileIdle(peer, idleFor);
-            else if (idleFor < safeIdle(peer)) return new Connection(peer, idle.wire(), true, idle.requests(), idleFor);
+            else if (idleFor < safeIdle(peer)) return new Connection(peer, idle.wire(), true, idle.requests());
             idle.wire().close(); // closed by the server, or idle too near the time it closes them
         }
         SocketChannel channel = SocketChannel.open();
@@ -207,7 +205,7 @@ final class Upstreams {
             // A blocking SocketChannel.connect has no timeout, but its socket adaptor's
             // connect(address, timeout) does: that is our connect_timeout.
             channel.socket().connect(peer.server.address(), (int) config.connectTimeout().toMillis());
-            return new Connection(peer, new Wire(channel, 4096, config.readTimeout(), config.sendTimeout()), false, 0, 0);
+            return new Connection(peer, new Wire(channel, 4096, config.readTimeout(), config.sendTimeout()), false, 0);
         } catch (SocketTimeoutException e) {
             channel.close();
             throw new Wire.Timeout("connect to " + peer.server.hostPort());
@@ -241,16 +239,22 @@ final class Upstreams {
      * idle connections after a keep-alive timeout of its own (gunicorn: 2 s), and a request
      * sent just as it does is lost; one with a body can't be sent again. So once the server
      * is seen to close a connection idle for d, connections idle for 3/4 of d or longer
-     * are not used again; each shorter d seen lowers the limit.
+     * are not used again; each shorter d seen lowers the limit. A close for some other
+     * reason (a restart) can make it much too low: it is forgotten after
+     * {@link #IDLE_CLOSE_MEMORY} without a new find.
      */
     private synchronized long safeIdle(Peer p) {
+        if (System.nanoTime() - p.closesIdleSeen > IDLE_CLOSE_MEMORY.toNanos()) return Long.MAX_VALUE;
         long d = p.closesIdleAfter;
         return d == Long.MAX_VALUE ? Long.MAX_VALUE : d - d / 4;
     }
 
     /** The server closed a pooled connection that had been idle this long (see {@link #safeIdle}). */
     synchronized void closedWhileIdle(Peer p, long idleFor) {
-        p.closesIdleAfter = Math.min(p.closesIdleAfter, idleFor);
+        long now = System.nanoTime();
+        boolean forgotten = now - p.closesIdleSeen > IDLE_CLOSE_MEMORY.toNanos();
+        p.closesIdleAfter = forgotten ? idleFor : Math.min(p.closesIdleAfter, idleFor);
+        p.closesIdleSeen = now;
     }
 
     /** Idle connections to keep: what the recent demand needs beyond those lent now, at least upstream_keepalive. */

@@ -35,7 +35,7 @@ final class Wire implements Closeable, Watchdog.Watched {
     private final int initialBuffer;
     ByteBuffer in;
 
-    private long readTimeoutNanos;   // each read must finish within this...
+    private volatile long readTimeoutNanos; // each read must finish within this...
     private long fixedReadDeadline;  // ...unless all reads must finish by this instant (0 = none)
     private final long sendTimeoutNanos;
     // The deadline of the read (write) in progress: 0 = none, CLAIMED = the watchdog has
@@ -73,6 +73,17 @@ final class Wire implements Closeable, Watchdog.Watched {
     void readTimeout(Duration perRead) {
         readTimeoutNanos = perRead.toNanos();
         fixedReadDeadline = 0;
+    }
+
+    /**
+     * From another thread: the read in progress, if any, may wait this long from now, and
+     * so may each later one. (Full duplex: a response's read_timeout counts from the end of
+     * the request body, which another thread sends; see {@link Upload}.)
+     */
+    void restartReadTimeout(Duration perRead) {
+        readTimeoutNanos = perRead.toNanos();
+        long r = readDeadline;
+        if (r != 0 && r != CLAIMED) READ_DEADLINE.compareAndSet(this, r, nonZero(System.nanoTime() + readTimeoutNanos));
     }
 
     /** From now on, all reads together must be done within this time (e.g. client_header_timeout). */
