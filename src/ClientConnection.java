@@ -170,7 +170,7 @@ final class ClientConnection {
         }
         if (head == null) return false; // closed between requests
         requestLine = firstLine(head);
-        HttpParser.Request req = HttpParser.parseRequest(head);
+        HttpParser.Request req = HttpParser.parseRequest(head, config.maxHeaderFields());
         request = req;
         Body body = HttpParser.requestBody(req);
         requestBodyDone = body.isEmpty();

@@ -50,6 +50,7 @@ record Config(
         long clientMaxBodySize, // 0 = unlimited
         int maxRequestLine,
         int maxHeaderSize,
+        int maxHeaderFields,
         int maxConnections,
         long bufferMemory,      // bytes for all transfer buffers together (BufferPool)
         String accessLog,       // a path, "-" for stdout, or "off"
@@ -64,8 +65,15 @@ record Config(
     }
 
     // Limits that are not settings. Each is a bound no honest peer comes near.
-    /** Header fields in one request head (Apache's LimitRequestFields); more is 431. */
-    static final int MAX_HEADER_FIELDS = 100;
+    /**
+     * The most fields a head of this size can hold: each takes at least 4 bytes ("a:" CRLF).
+     * max_header_fields defaults to what fits in max_header_size, so that the size alone
+     * bounds a head, as in nginx (which takes 200 small fields where Apache's
+     * LimitRequestFields stops at 100).
+     */
+    static int fieldsThatFit(int headSize) {
+        return Math.max(1, headSize / 4);
+    }
     /** An upstream response head (status line and fields); more is 502. */
     static final int MAX_RESPONSE_HEAD = 64 * 1024;
     /** A chunk-size line with its extensions (RFC 9112 7.1.1); longer is 400. */
@@ -108,6 +116,7 @@ record Config(
         d.put("client_max_body_size", "1m");
         d.put("max_request_line", "8k");
         d.put("max_header_size", "16k");
+        d.put("max_header_fields", "auto");
         d.put("max_connections", "10000");
         d.put("buffer_memory", "auto");
         d.put("access_log", "-");
@@ -172,11 +181,22 @@ record Config(
             String key = e.getKey();
             if (!DEFAULTS.containsKey(key) && !key.startsWith("header.")) {
                 problems.add(source + ": unknown key '" + key + "'" + suggestion(key));
+            } else if (key.startsWith("header.")) {
+                // Header names are case-insensitive: header.x-forwarded-for replaces the
+                // default header.X-Forwarded-For, and two spellings of one name are a mistake.
+                String same = v.keySet().stream().filter(k -> k.equalsIgnoreCase(key) && !k.equals(key)).findFirst().orElse(null);
+                if (same != null && given.containsKey(same)) {
+                    problems.add(source + ": keys '" + same + "' and '" + key + "' name the same header");
+                } else if (same != null) {
+                    v.remove(same);
+                }
+                v.put(key, e.getValue());
             } else {
                 v.put(key, e.getValue());
             }
         }
         Parser in = new Parser(source, v, problems);
+        int maxHeaderSize = (int) in.size("max_header_size", 256, 1 << 20); // max_header_fields follows it
         Config config = new Config(
                 in.addresses("listen"),
                 in.flag("reuse_port"),
@@ -197,7 +217,8 @@ record Config(
                 in.duration("fail_timeout"),
                 in.size("client_max_body_size", 0, Long.MAX_VALUE),
                 (int) in.size("max_request_line", 64, 1 << 20),
-                (int) in.size("max_header_size", 256, 1 << 20),
+                maxHeaderSize,
+                in.countOrAuto("max_header_fields", 1, fieldsThatFit(maxHeaderSize)),
                 in.count("max_connections", 1),
                 in.bufferMemory("buffer_memory"),
                 in.log("access_log"),
@@ -323,13 +344,20 @@ record Config(
             });
         }
 
+        /** "auto" (then {@code auto}), or a whole number of at least {@code min}. */
+        int countOrAuto(String key, int min, int auto) {
+            return read(key, text -> text.equals("auto") ? auto : countOf(text, min));
+        }
+
         int count(String key, int min) {
-            return read(key, text -> {
-                if (!text.matches("\\d{1,9}") || Integer.parseInt(text) < min) {
-                    throw new Bad("expected a whole number of at least " + min);
-                }
-                return Integer.parseInt(text);
-            });
+            return read(key, text -> countOf(text, min));
+        }
+
+        private static int countOf(String text, int min) {
+            if (!text.matches("\\d{1,9}") || Integer.parseInt(text) < min) {
+                throw new Bad("expected a whole number of at least " + min);
+            }
+            return Integer.parseInt(text);
         }
 
         String log(String key) {

@@ -25,8 +25,11 @@ final class Forwarding {
             "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
             "Content-Length");
 
-    /** What this proxy calls itself in Via (RFC 9110 7.6.3: received-by may be a pseudonym). */
-    private static final String VIA = "1.1 proxy";
+    /**
+     * What this proxy calls itself in Via, after the version of the request it received
+     * (RFC 9110 7.6.3: received-protocol, then received-by, which may be a pseudonym).
+     */
+    private static final String VIA_BY = " proxy";
 
     private Forwarding() {}
 
@@ -56,7 +59,8 @@ final class Forwarding {
         // RFC 9110 7.6.3: a gateway MUST send Via in each inbound request. It is added before
         // the configured fields, so "header.Via =" in the config can still remove it.
         List<String> via = h.all("Via");
-        h.set("Via", via.isEmpty() ? VIA : String.join(", ", via) + ", " + VIA);
+        String self = (req.http11() ? "1.1" : "1.0") + VIA_BY;
+        h.set("Via", via.isEmpty() ? self : String.join(", ", via) + ", " + self);
 
         for (var field : config.headers().entrySet()) {
             String value = expand(field.getValue(), name -> variable(name, req, h, peer));

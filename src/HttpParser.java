@@ -26,7 +26,13 @@ final class HttpParser {
 
     // ---- requests ---------------------------------------------------------------------
 
+    /** A request head with at most as many fields as fit in it (see {@link Config#fieldsThatFit}). */
     static Request parseRequest(byte[] head) throws HttpError {
+        return parseRequest(head, Config.fieldsThatFit(head.length));
+    }
+
+    /** A request head of at most {@code maxFields} fields (max_header_fields; more is 431). */
+    static Request parseRequest(byte[] head, int maxFields) throws HttpError {
         String text = new String(head, StandardCharsets.ISO_8859_1);
         int eol = text.indexOf("\r\n");
         String line = text.substring(0, eol);
@@ -42,7 +48,7 @@ final class HttpParser {
         if (target.isEmpty() || !isTargetText(target)) throw bad("invalid request target");
         if (!isVersion(version)) throw bad("invalid HTTP version");
 
-        Headers headers = parseFields(text, eol + 2, 400);
+        Headers headers = parseFields(text, eol + 2, 400, maxFields);
         if (headers.all("Host").size() > 1) throw bad("more than one Host"); // RFC 9112 3.2
 
         // The four forms of request-target (RFC 9112 3.2) and the methods each belongs to.
@@ -99,7 +105,7 @@ final class HttpParser {
         }
         String reason = line.length() > 13 ? line.substring(13) : "";
         if (!isFieldValue(reason)) throw new HttpError(502, "invalid reason phrase from upstream", true);
-        Headers headers = parseFields(text, eol + 2, 502);
+        Headers headers = parseFields(text, eol + 2, 502, Config.fieldsThatFit(Config.MAX_RESPONSE_HEAD));
         return new Response(line.charAt(7) != '0', Integer.parseInt(code), reason, headers);
     }
 
@@ -109,7 +115,7 @@ final class HttpParser {
      * field-line = field-name ":" OWS field-value OWS (RFC 9112 5). No whitespace before the
      * colon (5.1: MUST reject), no obs-fold (5.2), no control bytes in values (RFC 9110 5.5).
      */
-    private static Headers parseFields(String text, int from, int status) throws HttpError {
+    private static Headers parseFields(String text, int from, int status, int maxFields) throws HttpError {
         Headers headers = new Headers();
         int count = 0;
         for (int start = from; ; ) {
@@ -117,7 +123,7 @@ final class HttpParser {
             if (end == start) return headers; // the empty line that ends the head
             String line = text.substring(start, end);
             start = end + 2;
-            if (++count > Config.MAX_HEADER_FIELDS) throw new HttpError(status == 400 ? 431 : 502, "too many header fields", true);
+            if (++count > maxFields) throw new HttpError(status == 400 ? 431 : 502, "too many header fields", true);
             char c0 = line.charAt(0);
             if (c0 == ' ' || c0 == '\t') throw new HttpError(status, "obs-fold or whitespace before a field name", true);
             int colon = line.indexOf(':');
@@ -135,7 +141,7 @@ final class HttpParser {
 
     /** Parses trailer fields after the last chunk (RFC 9112 7.1.2): same syntax as headers. */
     static void checkTrailerLine(String line, int status) throws HttpError {
-        parseFields(line + "\r\n\r\n", 0, status);
+        parseFields(line + "\r\n\r\n", 0, status, 1);
     }
 
     // ---- framing ----------------------------------------------------------------------

@@ -23,6 +23,32 @@ import org.junit.jupiter.api.Timeout;
 class ConfigTest {
 
     @Test
+    void headerKeysAreCaseInsensitive() throws Exception {
+        Config c = Config.from(Map.of("header.x-forwarded-for", "$remote_addr"), "test");
+        assertEquals(1, c.headers().keySet().stream().filter(k -> k.equalsIgnoreCase("X-Forwarded-For")).count(),
+                "replaces the default of the same name: " + c.headers());
+        assertEquals("$remote_addr", c.headers().get("x-forwarded-for"));
+        var e = assertThrows(Config.Invalid.class,
+                () -> Config.from(Map.of("header.X-A", "1", "header.x-a", "2"), "test"));
+        assertTrue(e.getMessage().contains("name the same header"), e.getMessage());
+    }
+
+    @Test
+    void maxHeaderFieldsIsWhatFitsUnlessSet() throws Exception {
+        assertEquals(4096, Config.from(Map.of(), "test").maxHeaderFields(), "16k / 4");
+        assertEquals(256, Config.from(Map.of("max_header_size", "1k"), "test").maxHeaderFields());
+        assertEquals(50, Config.from(Map.of("max_header_fields", "50"), "test").maxHeaderFields());
+        var e = assertThrows(Config.Invalid.class, () -> Config.from(Map.of("max_header_fields", "none"), "test"));
+        assertTrue(e.getMessage().contains("'max_header_fields'"), e.getMessage());
+    }
+
+    @Test
+    void durationsAreBoundedToWhatTheCodeCanHold() {
+        var e = assertThrows(Config.Invalid.class, () -> Config.from(Map.of("connect_timeout", "600h"), "test"));
+        assertTrue(e.getMessage().contains("'connect_timeout'") && e.getMessage().contains("at most 24h"), e.getMessage());
+    }
+
+    @Test
     void shippedFileIsTheTutorialSetupAndDocumentsEveryKey() throws Exception {
         Config shipped = Config.load(Path.of("conf/proxy.properties"));
         // Literal values: the tutorial's Flask app on 127.0.0.1:5000, weight 1 (not whatever

@@ -33,10 +33,13 @@ class ProxyTest {
             assertEquals("127.0.0.1", got.header("X-Real-IP"));
             assertEquals("127.0.0.1", got.header("X-Forwarded-For"));
             assertEquals("http", got.header("X-Forwarded-Proto"));
-            assertEquals("1.1 proxy", got.header("Via"));
+            assertEquals("1.1 proxy", got.header("Via"), "received-protocol: the request's own version");
             assertEquals("t", got.header("User-Agent"));
             assertNull(got.header("Content-Length"));
             assertNull(got.header("Transfer-Encoding"));
+
+            TestSupport.exchange(TestSupport.port(proxy), "GET /old HTTP/1.0\r\nHost: a\r\nVia: 1.1 edge\r\n\r\n");
+            assertEquals("1.1 edge, 1.0 proxy", backend.next().header("Via"), "an HTTP/1.0 request was received as 1.0");
         }
     }
 
