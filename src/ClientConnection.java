@@ -44,6 +44,7 @@ final class ClientConnection {
     private boolean responseStarted;
     private boolean interimSent;      // a 1xx went to the client: the request can't go to another server
     private Upload upload;            // the request body, while another thread sends it (full duplex)
+    private java.net.InetAddress remoteAddr; // the client's address: the peer's, or behind trusted proxies (RealIp)
     private boolean reset;            // end with RST: a response was cut short
     private int status;
     private long bodyBytesSent;
@@ -91,6 +92,7 @@ final class ClientConnection {
         request = null;
         requestBodyDone = clientKeepAlive = responseStarted = interimSent = false;
         upload = null;
+        remoteAddr = null;
         status = 0;
         bodyBytesSent = 0;
         boolean open;
@@ -100,7 +102,8 @@ final class ClientConnection {
             open = answer(e);
         }
         if (requestLine != null) {
-            log.access(client.remote, requestLine, status, bodyBytesSent,
+            log.access(remoteAddr == null ? client.remote : new java.net.InetSocketAddress(remoteAddr, client.remote.getPort()),
+                    requestLine, status, bodyBytesSent,
                     request == null ? null : request.headers().first("Referer"),
                     request == null ? null : request.headers().first("User-Agent"));
         }
@@ -182,12 +185,16 @@ final class ClientConnection {
         clientKeepAlive = req.http11() && !req.headers().hasToken("Connection", "close");
         String upgrade = upgradeRequested(req);
 
+        remoteAddr = config.setRealIpFrom().client(client.remote.getAddress(), req.headers().all(config.realIpHeader()));
         NextUpstream next = new NextUpstream(upstreams, config, req, body);
+        byte[] upstreamHead = null; // made once: it rewrites the request's headers in place
         while (true) {
             Upstreams.Connection up = connect(next);
             try {
-                byte[] upstreamHead = Forwarding.requestHead(req, body, client.remote, config, up.peer().server,
-                        upgrade, config.upstreamKeepalive() == 0);
+                if (upstreamHead == null) {
+                    upstreamHead = Forwarding.requestHead(req, body, client.remote, remoteAddr, config, up.peer().server,
+                            upgrade, config.upstreamKeepalive() == 0);
+                }
                 try {
                     sendRequest(up, body, upstreamHead);
                     HttpParser.Response resp = readResponseHead(up, req);

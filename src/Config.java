@@ -55,6 +55,8 @@ record Config(
         long bufferMemory,      // bytes for all transfer buffers together (BufferPool)
         String accessLog,       // a path, "-" for stdout, or "off"
         String errorLog,        // a path or "-" for stderr
+        RealIp setRealIpFrom,   // the proxies whose real_ip_header is believed
+        String realIpHeader,
         Map<String, String> headers) { // header name -> template; "" removes the header
 
     /** One upstream server, as in nginx's {@code server 127.0.0.1:5000 weight=2;}. */
@@ -121,6 +123,8 @@ record Config(
         d.put("buffer_memory", "auto");
         d.put("access_log", "-");
         d.put("error_log", "-");
+        d.put("set_real_ip_from", "");
+        d.put("real_ip_header", "X-Forwarded-For");
         d.put("header.Host", "$http_host");
         d.put("header.X-Real-IP", "$remote_addr");
         d.put("header.X-Forwarded-For", "$proxy_add_x_forwarded_for");
@@ -130,7 +134,7 @@ record Config(
 
     /** The variables a header template may use (nginx's names). */
     static final List<String> VARIABLES = List.of(
-            "$remote_addr", "$remote_port", "$scheme", "$host", "$http_host", "$proxy_add_x_forwarded_for");
+            "$remote_addr", "$remote_port", "$scheme", "$host", "$http_host", "$proxy_add_x_forwarded_for", "$forwarded");
 
     /**
      * A configuration that can't be used, with every problem found: each one line naming the
@@ -223,6 +227,8 @@ record Config(
                 in.bufferMemory("buffer_memory"),
                 in.log("access_log"),
                 in.log("error_log"),
+                in.realIp("set_real_ip_from"),
+                in.headerName("real_ip_header"),
                 in.headers());
         if (!problems.isEmpty()) throw new Invalid(problems);
         return config;
@@ -364,6 +370,23 @@ record Config(
             return read(key, text -> {
                 if (text.isEmpty()) throw new Bad("expected a file path, '-' or 'off'");
                 if (text.equals("off") && key.equals("error_log")) throw new Bad("error_log can't be off");
+                return text;
+            });
+        }
+
+        RealIp realIp(String key) {
+            return read(key, text -> {
+                try {
+                    return RealIp.parse(text);
+                } catch (IllegalArgumentException e) {
+                    throw new Bad(e.getMessage() + "; expected addresses and CIDR ranges, such as 127.0.0.1, 10.0.0.0/8, fd00::/8");
+                }
+            });
+        }
+
+        String headerName(String key) {
+            return read(key, text -> {
+                if (!HEADER_NAME.matcher(text).matches()) throw new Bad("not a valid header name");
                 return text;
             });
         }

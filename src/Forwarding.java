@@ -26,6 +26,15 @@ final class Forwarding {
             "Content-Length");
 
     /**
+     * What a client could write to make the app believe something about how it was
+     * reached: taken out of requests from peers that are not trusted proxies
+     * (set_real_ip_from), before the configured headers are applied. X-Forwarded-For stays,
+     * and is appended to; X-Real-IP is set by the default configuration.
+     */
+    private static final List<String> FORGEABLE = List.of(
+            "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Proto", "X-Forwarded-Prefix", "Forwarded");
+
+    /**
      * What this proxy calls itself in Via, after the version of the request it received
      * (RFC 9110 7.6.3: received-protocol, then received-by, which may be a pseudonym).
      */
@@ -52,10 +61,12 @@ final class Forwarding {
      * @param upgrade the Upgrade value to pass on (a WebSocket handshake), or null
      * @param close   whether to ask the upstream to close the connection after its response
      */
-    static byte[] requestHead(HttpParser.Request req, Body body, InetSocketAddress peer, Config config,
-                              Config.Server server, String upgrade, boolean close) {
+    static byte[] requestHead(HttpParser.Request req, Body body, InetSocketAddress peer, InetAddress client,
+                              Config config, Config.Server server, String upgrade, boolean close) {
         Headers h = req.headers();
         removeHopByHop(h);
+        boolean trusted = config.setRealIpFrom().trusts(peer.getAddress());
+        if (!trusted) h.removeIf(f -> containsIgnoreCase(FORGEABLE, f.name()));
         // RFC 9110 7.6.3: a gateway MUST send Via in each inbound request. It is added before
         // the configured fields, so "header.Via =" in the config can still remove it.
         List<String> via = h.all("Via");
@@ -63,7 +74,7 @@ final class Forwarding {
         h.set("Via", via.isEmpty() ? self : String.join(", ", via) + ", " + self);
 
         for (var field : config.headers().entrySet()) {
-            String value = expand(field.getValue(), name -> variable(name, req, h, peer));
+            String value = expand(field.getValue(), name -> variable(name, req, h, peer, client, trusted));
             h.remove(field.getKey());
             if (!value.isEmpty()) h.add(field.getKey(), value);
         }
@@ -154,17 +165,41 @@ final class Forwarding {
         return incoming.isEmpty() ? addr : String.join(", ", incoming) + ", " + addr;
     }
 
+    /**
+     * RFC 7239's Forwarded: this hop (for= the peer, proto=, host=), after the hops a
+     * trusted proxy reported (from anyone else, Forwarded was removed: FORGEABLE).
+     */
+    private static String forwarded(List<String> incoming, InetSocketAddress peer, String host) {
+        String addr = ip(peer);
+        String node = addr.contains(":") ? "\"[" + addr + "]\"" : addr; // RFC 7239 6: IPv6 quoted, in brackets
+        StringBuilder hop = new StringBuilder("for=").append(node).append(";proto=http");
+        if (host != null) hop.append(";host=").append(isToken(host) ? host : "\"" + host + "\"");
+        return incoming.isEmpty() ? hop.toString() : String.join(", ", incoming) + ", " + hop;
+    }
+
+    private static boolean isToken(String s) {
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (!(Character.isLetterOrDigit(c) && c < 0x80) && "!#$%&'*+-.^_`|~".indexOf(c) < 0) return false;
+        }
+        return !s.isEmpty();
+    }
+
     /** One variable of a header template (nginx's names), computed only when used. */
-    private static String variable(String name, HttpParser.Request req, Headers h, InetSocketAddress peer) {
+    private static String variable(String name, HttpParser.Request req, Headers h, InetSocketAddress peer,
+                                   InetAddress client, boolean trusted) {
         return switch (name) {
-            case "$remote_addr" -> ip(peer);
+            case "$remote_addr" -> ip(client); // the client's, behind trusted proxies (RealIp)
             case "$remote_port" -> Integer.toString(peer.getPort());
             case "$scheme" -> "http";
             case "$host" -> req.host() == null ? "" : HttpParser.hostName(req.host());
             // The Host we validated, even if the client named it in Connection (which would
             // otherwise let it pick the virtual host the upstream sees).
             case "$http_host" -> orEmpty(req.host());
+            // Appended with the peer that connected: behind a trusted proxy, that proxy, whose
+            // own entry names the client already (nginx appends $remote_addr, repeating it).
             case "$proxy_add_x_forwarded_for" -> appendForwardedFor(h.all("X-Forwarded-For"), peer);
+            case "$forwarded" -> forwarded(trusted ? h.all("Forwarded") : List.of(), peer, req.host());
             default -> throw new IllegalArgumentException(name); // Config lets no other name through
         };
     }
@@ -192,7 +227,10 @@ final class Forwarding {
 
     /** An address as nginx prints $remote_addr: IPv6 in the short form of RFC 5952 ("::1"). */
     static String ip(InetSocketAddress peer) {
-        InetAddress a = peer.getAddress();
+        return ip(peer.getAddress());
+    }
+
+    static String ip(InetAddress a) {
         if (!(a instanceof Inet6Address)) return a.getHostAddress();
         byte[] b = a.getAddress();
         int[] groups = new int[8];

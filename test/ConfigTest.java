@@ -61,7 +61,7 @@ class ConfigTest {
                 "X-Forwarded-For", "$proxy_add_x_forwarded_for", "X-Forwarded-Proto", "$scheme"), shipped.headers());
         String text = Files.readString(Path.of("conf/proxy.properties"));
         for (String key : Config.DEFAULTS.keySet()) {
-            if (!key.startsWith("header.")) assertTrue(text.contains("\n" + key + " = "), key + " is documented");
+            if (!key.startsWith("header.")) assertTrue(text.contains("\n" + key + " ="), key + " is documented");
         }
     }
 

@@ -132,7 +132,8 @@ class FuzzTest {
             assertEquals(reference.body(), parsed.body(), what);
 
             // And what the proxy sends on is read the same way again.
-            byte[] out = Forwarding.requestHead(parsed.request(), parsed.body(), new InetSocketAddress("127.0.0.1", 1),
+            InetSocketAddress peer = new InetSocketAddress("127.0.0.1", 1);
+            byte[] out = Forwarding.requestHead(parsed.request(), parsed.body(), peer, peer.getAddress(),
                     config, server, null, false);
             TestSupport.Parsed again = TestSupport.parseRequest(TestSupport.text(out));
             assertEquals(reference.method(), again.request().method(), what);
