@@ -230,7 +230,7 @@ final class ClientConnection {
         HttpError last = null;
         for (Upstreams.Peer peer; (peer = next.server()) != null; ) {
             try {
-                return upstreams.connect(peer, next.pooled());
+                return upstreams.connect(peer, next.pooled(), next.replayable());
             } catch (IOException e) {
                 upstreams.failed(peer);
                 boolean timeout = e instanceof Wire.Timeout;

@@ -73,6 +73,11 @@ final class NextUpstream {
         return deadline == 0 || System.nanoTime() - deadline < 0;
     }
 
+    /** Whether the request could be sent again after it reached a server. */
+    boolean replayable() {
+        return replayable;
+    }
+
     /** After the request reached a server that failed: whether it may go on to another. */
     boolean maySendAgain() {
         return replayable && more();

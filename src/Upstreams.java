@@ -185,12 +185,26 @@ final class Upstreams {
         return best;
     }
 
-    /** A pooled connection to the peer if a usable one is idle (and {@code pooled}), else a new one. */
-    Connection connect(Peer peer, boolean pooled) throws IOException {
+    /**
+     * A request that can't be sent again (a POST, a body) goes on a pooled connection only
+     * if it has been idle less than this: no common server closes idle connections sooner
+     * (gunicorn 2 s, Node and Apache 5 s), so none is lost to a close it crossed on the way.
+     * A longer-idle one is left for requests that can be sent again, or expires.
+     */
+    static final Duration ONCE_ONLY_MAX_IDLE = Duration.ofSeconds(1);
+
+    /**
+     * A pooled connection to the peer if a usable one is idle (and {@code pooled}), else a
+     * new one. {@code replayable}: whether the request could be sent again if the server
+     * closed the connection just as it went (else see {@link #ONCE_ONLY_MAX_IDLE}).
+     */
+    Connection connect(Peer peer, boolean pooled, boolean replayable) throws IOException {
         while (pooled) {
             Idle idle;
             synchronized (this) {
-                idle = peer.idle.pollFirst();
+                idle = peer.idle.peekFirst(); // the newest: the least idle
+                if (idle != null && !replayable && System.nanoTime() - idle.since() >= ONCE_ONLY_MAX_IDLE.toNanos()) idle = null;
+                if (idle != null) peer.idle.pollFirst();
             }
             if (idle == null) break;
             long idleFor = System.nanoTime() - idle.since();

@@ -154,24 +154,42 @@ class UpstreamTest {
             s.setSoTimeout(1000); // the next head must come within 1 s, or the backend closes
             return true;
         };
-        String post = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
+        String get = GET; // a GET could be sent again; a POST has a rule of its own (below)
         try (var backend = new TestSupport.Backend(closesIdle); var proxy = TestSupport.proxy(backend.port());
              var client = new TestSupport.Client(TestSupport.port(proxy))) {
-            assertEquals(200, client.send(post).read().status());
+            assertEquals(200, client.send(get).read().status());
             assertEquals(1, backend.next().connection());
             Thread.sleep(300);
-            assertEquals(200, client.send(post).read().status());
+            assertEquals(200, client.send(get).read().status());
             assertEquals(1, backend.next().connection(), "idle 0.3 s: reused (no close of the server's seen yet)");
             assertEquals(1, backend.nextEnded(), "the server closes it after 1 s idle");
             Thread.sleep(200); // idle 1.2 s in all
-            assertEquals(200, client.send(post).read().status());
+            assertEquals(200, client.send(get).read().status());
             assertEquals(2, backend.next().connection(), "found closed: a new one (the server closes after <= 1.2 s)");
             Thread.sleep(950); // more than 3/4 of 1.2 s: too near the server's close to be used
-            assertEquals(200, client.send(post).read().status());
+            assertEquals(200, client.send(get).read().status());
             assertEquals(3, backend.next().connection(), "not used so near the time the server closes it");
             Thread.sleep(300);
-            assertEquals(200, client.send(post).read().status());
+            assertEquals(200, client.send(get).read().status());
             assertEquals(3, backend.next().connection(), "idle 0.3 s: still reused");
+        }
+    }
+
+    @Test
+    void aRequestThatCantBeSentAgainTakesNoConnectionIdleForASecond() throws Exception {
+        String post = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
+        try (var backend = new TestSupport.Backend(); var proxy = TestSupport.proxy(backend.port());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            assertEquals(200, client.send(post).read().status());
+            assertEquals(1, backend.next().connection());
+            assertEquals(200, client.send(post).read().status());
+            assertEquals(1, backend.next().connection(), "idle a moment: reused");
+            Thread.sleep(Upstreams.ONCE_ONLY_MAX_IDLE.toMillis() + 100);
+            assertEquals(200, client.send(post).read().status());
+            assertEquals(2, backend.next().connection(), "idle over a second: a POST takes a new connection");
+            Thread.sleep(Upstreams.ONCE_ONLY_MAX_IDLE.toMillis() + 100);
+            assertEquals(200, client.send(GET).read().status());
+            assertTrue(backend.next().connection() <= 2, "a GET may take it: it could be sent again");
         }
     }
 
