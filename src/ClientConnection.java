@@ -48,6 +48,9 @@ final class ClientConnection {
     private boolean reset;            // end with RST: a response was cut short
     private int status;
     private long bodyBytesSent;
+    private long started;             // System.nanoTime() as the exchange began: $request_time
+    private List<LogFormat.Attempt> attempts; // the upstream servers tried, or null: $upstream_*
+    private String requestId;         // $request_id, made when first used
 
     ClientConnection(Config config, Upstreams upstreams, BufferPool buffers, IdleConnections idle, Log log,
                      Wire client, Runnable onClose) {
@@ -93,19 +96,27 @@ final class ClientConnection {
         requestBodyDone = clientKeepAlive = responseStarted = false;
         status = 0;
         bodyBytesSent = 0;
+        started = System.nanoTime();
+        attempts = null;
+        requestId = null;
         boolean open;
         try {
             open = serveOne();
         } catch (HttpError e) {
             open = answer(e);
+        } catch (RuntimeException | Error e) {
+            // A bug, or the JVM out of something: said once, with its stack; the connection ends.
+            log.unexpected("serving" + context(), e);
+            if (!responseStarted) status = 500;
+            open = false;
         }
         if (requestLine != null) {
-            log.access(client.remote, requestLine, status, bodyBytesSent,
-                    request == null ? null : request.headers().first("Referer"),
-                    request == null ? null : request.headers().first("User-Agent"));
+            log.access(new LogFormat.Entry(client.remote, requestLine, request, status, bodyBytesSent,
+                    System.nanoTime() - started, attempts, this::requestId));
         }
         request = null; // an idle connection holds nothing of the last exchange
         requestLine = null;
+        attempts = null;
         return open;
     }
 
@@ -158,7 +169,7 @@ final class ClientConnection {
         try {
             head = HeadReader.readHead(client, requestLimits);
         } catch (IOException e) {
-            throw HttpError.abort("reading request head: " + e.getMessage());
+            throw HttpError.clientGone("reading request head: " + e.getMessage(), e);
         } catch (HttpError e) {
             requestLine = ""; // logged as "-": nginx, too, logs the requests it rejects
             throw e;
@@ -181,25 +192,29 @@ final class ClientConnection {
         byte[] upstreamHead = null;
         for (boolean retry = false; ; retry = true) {
             Upstreams.Connection up = connect(tried, !retry); // a retry takes a new connection
+            int upstreamStatus = 0; // what this server answered, for the access log; 0 = nothing (yet)
             try {
                 if (upstreamHead == null) {
                     upstreamHead = Forwarding.requestHead(req, body, client.remote, config, up.peer().server,
-                            upgrade, config.upstreamKeepalive() == 0);
+                            upgrade, config.upstreamKeepalive() == 0, this::requestId);
                 }
                 sendRequest(up, body, upstreamHead);
                 HttpParser.Response resp = readResponseHead(up, req);
+                upstreamStatus = resp.status();
                 return respond(req, up, resp, clientKeepAlive, upgrade);
             } catch (HttpError e) {
                 up.close(); // a bad request body (400, 413), a bad response: it can't be reused
+                if (upstreamStatus == 0 && e.status >= 500) upstreamStatus = e.status; // a bad head: 502, as nginx logs it
                 throw e;
             } catch (RuntimeException | Error e) {
                 up.close(); // e.g. out of direct memory: never leak the connection, whatever went wrong
                 throw e;
             } catch (IOException e) {
                 up.close();
+                upstreamStatus = e instanceof Wire.Timeout ? 504 : 502;
                 if (e instanceof Wire.Timeout) {
                     upstreams.failed(up.peer());
-                    throw new HttpError(504, "upstream timed out: " + e.getMessage(), false);
+                    throw new HttpError(504, "upstream " + up.peer().server.hostPort() + ": " + e.getMessage(), false);
                 }
                 // A pooled connection may have been closed by the server just as we sent.
                 // If nothing was lost, the request can go again on a new connection.
@@ -208,7 +223,9 @@ final class ClientConnection {
                     continue;
                 }
                 upstreams.failed(up.peer());
-                throw new HttpError(502, "upstream failed: " + e.getMessage(), false);
+                throw new HttpError(502, "upstream " + up.peer().server.hostPort() + " failed: " + e.getMessage(), false);
+            } finally {
+                tried(up.peer(), upstreamStatus, up.started());
             }
         }
     }
@@ -217,14 +234,17 @@ final class ClientConnection {
     private Upstreams.Connection connect(List<Upstreams.Peer> tried, boolean pooled) throws HttpError {
         HttpError last = null;
         for (Upstreams.Peer peer; (peer = upstreams.choose(tried)) != null; ) {
+            if (last != null) log.error(last.getMessage() + ", trying the next server" + context()); // answer() logs the last
             tried.add(peer);
+            long since = System.nanoTime();
             try {
                 return upstreams.connect(peer, pooled);
             } catch (IOException e) {
-                upstreams.failed(peer);
                 boolean timeout = e instanceof Wire.Timeout;
-                last = new HttpError(timeout ? 504 : 502, "connect to " + peer.server.hostPort() + ": " + e.getMessage(), false);
-                log.error("upstream " + peer.server.hostPort() + ": " + e.getMessage());
+                tried(peer, timeout ? 504 : 502, since);
+                upstreams.failed(peer);
+                last = new HttpError(timeout ? 504 : 502, timeout ? "connect to upstream " + peer.server.hostPort()
+                        + " timed out" : "connect to upstream " + peer.server.hostPort() + ": " + e.getMessage(), false);
             }
         }
         throw last != null ? last : new HttpError(502, "no upstream server", false);
@@ -237,7 +257,7 @@ final class ClientConnection {
             Relay.copy(client, body, up.wire(), body, ByteBuffer.wrap(head), config.clientMaxBodySize(), buffers);
         } catch (Relay.ReadFailed e) {
             up.close(); // never let the upstream see a truncated body as complete
-            throw HttpError.abort("reading request body: " + e.getMessage());
+            throw HttpError.clientGone("reading request body: " + e.getMessage(), e);
         } catch (HttpError e) {
             up.close();
             throw e;
@@ -303,6 +323,7 @@ final class ClientConnection {
             // Cut short, a Content-Length or chunked body shows it is incomplete; one that runs
             // until the close would look complete after a FIN (RFC 9112 6.3 rule 8): RST it.
             reset = out instanceof Body.UntilClose;
+            if (e instanceof Relay.WriteFailed w) throw HttpError.clientGone("sending the response: " + e.getMessage(), w);
             throw HttpError.abort("relaying response body: " + e.getMessage());
         }
         responseStarted = true;
@@ -370,15 +391,14 @@ final class ClientConnection {
     private boolean answer(HttpError e) {
         boolean close = e.close || !requestBodyDone || request == null || !clientKeepAlive;
         // A client that goes away between requests (a reset while idle) is no event worth a line.
-        boolean betweenRequests = requestLine == null && e.status == 0;
-        if ((e.status >= 500 || e.status == 0) && !betweenRequests) {
-            log.error(client.remote + " \"" + requestLine + "\": " + e.getMessage());
-        }
+        if (requestLine != null) logFailure(e);
+        if (e.clientGone != 0 && !responseStarted) status = e.clientGone; // for the access log only: 499
         if (e.status == 0 || responseStarted) return false;
         status = e.status;
         boolean head = request != null && request.method().equals("HEAD");
         try {
             client.write(Forwarding.errorResponse(e.status, close, head));
+            if (!head) bodyBytesSent = Forwarding.errorBody(e.status).length(); // $body_bytes_sent, as nginx counts its own
         } catch (IOException ignored) {
             return false;
         }
@@ -389,8 +409,40 @@ final class ClientConnection {
         try {
             client.write(bytes);
         } catch (IOException e) {
-            throw HttpError.abort("writing to client: " + e.getMessage());
+            throw HttpError.clientGone("writing to client: " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * The error log's line for an exchange that failed. What the client did (a bad request, a
+     * client gone) is info, as in nginx, so that no client can fill the log at the default
+     * level; what the upstream did (502, 504, a response cut short) is error.
+     */
+    private void logFailure(HttpError e) {
+        boolean clients = e.clientGone != 0 || e.status > 0 && (e.status < 500 || e.status == 501 || e.status == 505);
+        Log.Level level = clients ? Log.Level.INFO : Log.Level.ERROR;
+        if (!log.enabled(level)) return;
+        String what = e.clientGone != 0 ? "client went away" : e.status == 0 ? "response cut short"
+                : e.status + " " + HttpError.reasonPhrase(e.status);
+        log.log(level, what + ": " + e.getMessage() + context());
+    }
+
+    /** Which client and request an error log line is about, as nginx appends them. */
+    private String context() {
+        return ", client: " + Forwarding.ip(client.remote)
+                + (requestLine == null ? "" : ", request: \"" + LogFormat.escape(requestLine) + "\"");
+    }
+
+    /** Notes a server tried for this request: $upstream_addr, $upstream_status, $upstream_response_time. */
+    private void tried(Upstreams.Peer peer, int upstreamStatus, long since) {
+        if (attempts == null) attempts = new ArrayList<>(2);
+        attempts.add(new LogFormat.Attempt(peer.server, upstreamStatus, System.nanoTime() - since));
+    }
+
+    /** $request_id: made on first use, by a header template or the access log, then the same for both. */
+    private String requestId() {
+        if (requestId == null) requestId = LogFormat.newRequestId();
+        return requestId;
     }
 
     private static String firstLine(byte[] head) {

@@ -44,7 +44,9 @@ record Config(
         int maxConnections,
         long bufferMemory,      // bytes for all transfer buffers together (BufferPool)
         String accessLog,       // a path, "-" for stdout, or "off"
+        String logFormat,       // the access log's template of $variables (LogFormat)
         String errorLog,        // a path or "-" for stderr
+        Log.Level errorLogLevel, // the least severe level written
         Map<String, String> headers) { // header name -> template; "" removes the header
 
     /** One upstream server, as in nginx's {@code server 127.0.0.1:5000 weight=2;}. */
@@ -97,7 +99,10 @@ record Config(
         d.put("max_connections", "10000");
         d.put("buffer_memory", "auto");
         d.put("access_log", "-");
-        d.put("error_log", "-");
+        // nginx's predefined "combined" format.
+        d.put("log_format", "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent "
+                + "\"$http_referer\" \"$http_user_agent\"");
+        d.put("error_log", "-"); // and the level notice
         d.put("header.Host", "$http_host");
         d.put("header.X-Real-IP", "$remote_addr");
         d.put("header.X-Forwarded-For", "$proxy_add_x_forwarded_for");
@@ -107,7 +112,14 @@ record Config(
 
     /** The variables a header template may use (nginx's names). */
     static final List<String> VARIABLES = List.of(
-            "$remote_addr", "$remote_port", "$scheme", "$host", "$http_host", "$proxy_add_x_forwarded_for");
+            "$remote_addr", "$remote_port", "$scheme", "$host", "$http_host", "$proxy_add_x_forwarded_for",
+            "$request_id");
+
+    /** The variables log_format may use (nginx's names). */
+    static final List<String> LOG_VARIABLES = List.of(
+            "$remote_addr", "$remote_user", "$time_local", "$time_iso8601", "$request", "$status",
+            "$body_bytes_sent", "$http_referer", "$http_user_agent", "$request_time", "$upstream_addr",
+            "$upstream_status", "$upstream_response_time", "$request_id", "$host");
 
     /** A configuration that can't be used; the message names the file, key and problem. */
     static final class Invalid extends Exception {
@@ -158,7 +170,9 @@ record Config(
                 in.count("max_connections", 1),
                 in.bufferMemory("buffer_memory"),
                 in.log("access_log"),
+                in.logFormat("log_format"),
                 in.log("error_log"),
+                in.logLevel("error_log"),
                 in.headers());
     }
 
@@ -206,7 +220,9 @@ record Config(
         private static final Pattern ADDRESS = Pattern.compile("(?:\\[([0-9A-Fa-f:.]+)]|([^\\s:\\[\\]]+)):(\\d{1,5})");
         private static final Pattern SERVER = Pattern.compile("(\\S+)(?:\\s+weight=(\\d{1,3}))?");
         private static final Pattern HEADER_NAME = Pattern.compile("[!#$%&'*+.^_`|~0-9A-Za-z-]+");
-        private static final Pattern VARIABLE = Pattern.compile("\\$[a-z_]+");
+        private static final Pattern VARIABLE = Pattern.compile("\\$[a-z0-9_]+");
+        /** error_log = PATH [LEVEL]: a last word that is one of nginx's levels. */
+        private static final Pattern PATH_AND_LEVEL = Pattern.compile("(.*?)\\s+([a-z]+)");
 
         Invalid invalid(String key, String problem) {
             return new Invalid(source + ": key '" + key + "': " + problem + " (value: '" + values.get(key) + "')");
@@ -257,9 +273,39 @@ record Config(
 
         String log(String key) throws Invalid {
             String s = values.get(key);
+            Matcher level = PATH_AND_LEVEL.matcher(s);
+            if (key.equals("error_log") && level.matches()) s = level.group(1);
             if (s.isEmpty()) throw invalid(key, "expected a file path, '-' or 'off'");
             if (s.equals("off") && key.equals("error_log")) throw invalid(key, "error_log can't be off");
             return s;
+        }
+
+        /** The level after error_log's path, as in nginx's "error_log /var/log/proxy.log warn"; notice if none. */
+        Log.Level logLevel(String key) throws Invalid {
+            Matcher m = PATH_AND_LEVEL.matcher(values.get(key));
+            if (!m.matches()) return Log.Level.NOTICE;
+            for (Log.Level l : Log.Level.values()) {
+                if (l.label.equals(m.group(2))) return l;
+            }
+            throw invalid(key, "unknown level '" + m.group(2) + "'; known: debug info notice warn error crit alert emerg");
+        }
+
+        String logFormat(String key) throws Invalid {
+            String s = values.get(key);
+            if (s.isBlank()) throw invalid(key, "expected a template of $variables, such as '$remote_addr $status'");
+            if (s.chars().anyMatch(c -> c < 0x20 && c != '\t' || c == 0x7f)) {
+                throw invalid(key, "control characters are not allowed in log_format");
+            }
+            checkVariables(key, s, LOG_VARIABLES);
+            return s;
+        }
+
+        /** Every $name in the template must be one of these. */
+        private void checkVariables(String key, String template, List<String> known) throws Invalid {
+            Matcher m = VARIABLE.matcher(template);
+            while (m.find()) {
+                if (!known.contains(m.group())) throw invalid(key, "unknown variable " + m.group() + "; known: " + known);
+            }
         }
 
         InetSocketAddress address(String key, String text) throws Invalid {
@@ -311,12 +357,7 @@ record Config(
                 if (e.getValue().chars().anyMatch(c -> c < 0x20 && c != '\t' || c == 0x7f)) {
                     throw invalid(e.getKey(), "control characters are not allowed in a header value");
                 }
-                Matcher m = VARIABLE.matcher(e.getValue());
-                while (m.find()) {
-                    if (!VARIABLES.contains(m.group())) {
-                        throw invalid(e.getKey(), "unknown variable " + m.group() + "; known: " + VARIABLES);
-                    }
-                }
+                checkVariables(e.getKey(), e.getValue(), VARIABLES);
                 out.put(name, e.getValue());
             }
             return Collections.unmodifiableMap(out);

@@ -6,6 +6,7 @@ import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.List;
 import java.util.Locale;
+import java.util.function.Supplier;
 import java.util.function.UnaryOperator;
 
 /**
@@ -48,9 +49,10 @@ final class Forwarding {
      *
      * @param upgrade the Upgrade value to pass on (a WebSocket handshake), or null
      * @param close   whether to ask the upstream to close the connection after its response
+     * @param requestId the exchange's $request_id (made on first use, the same in the access log)
      */
     static byte[] requestHead(HttpParser.Request req, Body body, InetSocketAddress peer, Config config,
-                              Config.Server server, String upgrade, boolean close) {
+                              Config.Server server, String upgrade, boolean close, Supplier<String> requestId) {
         Headers h = req.headers();
         removeHopByHop(h);
         // RFC 9110 7.6.3: a gateway MUST send Via in each inbound request. It is added before
@@ -59,7 +61,7 @@ final class Forwarding {
         h.set("Via", via.isEmpty() ? VIA : String.join(", ", via) + ", " + VIA);
 
         for (var field : config.headers().entrySet()) {
-            String value = expand(field.getValue(), name -> variable(name, req, h, peer));
+            String value = expand(field.getValue(), name -> variable(name, req, h, peer, requestId));
             h.remove(field.getKey());
             if (!value.isEmpty()) h.add(field.getKey(), value);
         }
@@ -125,7 +127,7 @@ final class Forwarding {
 
     /** A response the proxy makes itself: an error, with a short text body (none for HEAD). */
     static byte[] errorResponse(int status, boolean close, boolean head) {
-        String body = status + " " + HttpError.reasonPhrase(status) + "\n";
+        String body = errorBody(status);
         return Headers.bytes(new StringBuilder(160)
                 .append("HTTP/1.1 ").append(status).append(' ').append(HttpError.reasonPhrase(status)).append("\r\n")
                 .append("Date: ").append(HttpDate.now()).append("\r\n")
@@ -133,6 +135,11 @@ final class Forwarding {
                 .append("Content-Length: ").append(body.length()).append("\r\n")
                 .append(close ? "Connection: close\r\n" : "")
                 .append("\r\n").append(head ? "" : body));
+    }
+
+    /** The text of an error response: "502 Bad Gateway" and a newline. */
+    static String errorBody(int status) {
+        return status + " " + HttpError.reasonPhrase(status) + "\n";
     }
 
     private static void addFraming(Headers h, Body body) {
@@ -151,7 +158,8 @@ final class Forwarding {
     }
 
     /** One variable of a header template (nginx's names), computed only when used. */
-    private static String variable(String name, HttpParser.Request req, Headers h, InetSocketAddress peer) {
+    private static String variable(String name, HttpParser.Request req, Headers h, InetSocketAddress peer,
+                                   Supplier<String> requestId) {
         return switch (name) {
             case "$remote_addr" -> ip(peer);
             case "$remote_port" -> Integer.toString(peer.getPort());
@@ -161,13 +169,15 @@ final class Forwarding {
             // otherwise let it pick the virtual host the upstream sees).
             case "$http_host" -> orEmpty(req.host());
             case "$proxy_add_x_forwarded_for" -> appendForwardedFor(h.all("X-Forwarded-For"), peer);
+            case "$request_id" -> requestId.get();
             default -> throw new IllegalArgumentException(name); // Config lets no other name through
         };
     }
 
     /**
-     * Replaces each $variable ("$" and lowercase letters or "_", as Config checks them) in
+     * Replaces each $variable ("$" and lowercase letters, digits or "_", as Config checks them) in
      * one pass, so a value is never expanded again. A "$" with no name after it stays.
+     * Header templates and log_format ({@link LogFormat}) are both expanded here.
      */
     static String expand(String template, UnaryOperator<String> variables) {
         if (template.indexOf('$') < 0) return template;
@@ -175,15 +185,16 @@ final class Forwarding {
         int done = 0;
         for (int dollar; (dollar = template.indexOf('$', done)) >= 0; ) {
             int end = dollar + 1;
-            while (end < template.length() && (template.charAt(end) >= 'a' && template.charAt(end) <= 'z'
-                    || template.charAt(end) == '_')) {
-                end++;
-            }
+            while (end < template.length() && isNameChar(template.charAt(end))) end++;
             out.append(template, done, dollar);
             out.append(end == dollar + 1 ? "$" : variables.apply(template.substring(dollar, end)));
             done = end;
         }
         return out.append(template, done, template.length()).toString();
+    }
+
+    private static boolean isNameChar(char c) {
+        return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_';
     }
 
     /** An address as nginx prints $remote_addr: IPv6 in the short form of RFC 5952 ("::1"). */

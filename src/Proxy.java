@@ -104,8 +104,9 @@ public final class Proxy implements AutoCloseable {
             proxy.acceptors.add(Thread.ofPlatform().name("accept " + server.socket().getLocalSocketAddress())
                     .start(() -> proxy.accept(server)));
         }
+        proxy.log.notice("started: pid " + ProcessHandle.current().pid() + ", Java " + Runtime.version());
         for (InetSocketAddress bound : proxy.boundAddresses()) {
-            proxy.log.error("listening on " + Config.hostPort(bound) + ", upstream " + config.upstream().stream()
+            proxy.log.notice("listening on " + Config.hostPort(bound) + ", upstream " + config.upstream().stream()
                     .map(Config.Server::hostPort).toList());
         }
         return proxy;
@@ -144,7 +145,7 @@ public final class Proxy implements AutoCloseable {
     private Proxy(Config config, BufferPool buffers) throws IOException {
         this.config = config;
         this.log = new Log(config);
-        this.upstreams = new Upstreams(config);
+        this.upstreams = new Upstreams(config, log);
         this.buffers = buffers;
         this.idle = new IdleConnections(config.keepaliveTimeout());
         this.slots = new Semaphore(config.maxConnections());
@@ -180,7 +181,7 @@ public final class Proxy implements AutoCloseable {
             } catch (RuntimeException | Error e) {
                 // No thread for it (out of memory, most likely): this connection ends, and the
                 // acceptor goes on. Without this thread the listener would be dead for good.
-                log.error("accept: cannot start a thread: " + e);
+                log.unexpected("accept: cannot start a thread", e);
                 closeQuietly(channel);
                 slots.release();
             }
@@ -198,7 +199,7 @@ public final class Proxy implements AutoCloseable {
         } catch (IOException | RuntimeException | Error e) {
             // The client left before we could start, or something unexpected failed (out
             // of file descriptors, a class can't be loaded): this connection ends, cleanly.
-            if (!(e instanceof IOException)) log.error("serving " + channel + ": " + e);
+            if (!(e instanceof IOException)) log.unexpected("serving " + channel, e);
             if (client != null) client.close(); // no longer watched
             closeQuietly(channel);
             slots.release();

@@ -58,12 +58,14 @@ final class Upstreams {
         private final Peer peer;
         private final Wire wire;
         private final boolean reused;
+        private final long started; // nanoTime when it was asked for: $upstream_response_time counts from here
         private boolean ended;
 
-        private Connection(Peer peer, Wire wire, boolean reused) {
+        private Connection(Peer peer, Wire wire, boolean reused, long started) {
             this.peer = peer;
             this.wire = wire;
             this.reused = reused;
+            this.started = started;
             synchronized (Upstreams.this) {
                 peer.demand = Math.max(peer.demand, ++peer.lent);
             }
@@ -79,6 +81,10 @@ final class Upstreams {
 
         boolean reused() {
             return reused;
+        }
+
+        long started() {
+            return started;
         }
 
         /**
@@ -103,12 +109,14 @@ final class Upstreams {
     static final Duration DEMAND_WINDOW = Duration.ofSeconds(10);
 
     private final Config config;
+    private final Log log;
     private final List<Peer> peers = new ArrayList<>();
     private final Thread maintenance;
     private long windowStart = System.nanoTime();
 
-    Upstreams(Config config) {
+    Upstreams(Config config, Log log) {
         this.config = config;
+        this.log = log;
         for (Config.Server s : config.upstream()) peers.add(new Peer(s));
         maintenance = Thread.ofVirtual().name("upstream pool").start(this::maintain);
     }
@@ -170,13 +178,14 @@ final class Upstreams {
 
     /** A pooled connection to the peer if a usable one is idle (and {@code pooled}), else a new one. */
     Connection connect(Peer peer, boolean pooled) throws IOException {
+        long started = System.nanoTime();
         while (pooled) {
             Idle idle;
             synchronized (this) {
                 idle = peer.idle.pollFirst();
             }
             if (idle == null) break;
-            if (!idle.wire().isStale()) return new Connection(peer, idle.wire(), true);
+            if (!idle.wire().isStale()) return new Connection(peer, idle.wire(), true, started);
             idle.wire().close();
         }
         SocketChannel channel = SocketChannel.open();
@@ -185,7 +194,7 @@ final class Upstreams {
             // A blocking SocketChannel.connect has no timeout, but its socket adaptor's
             // connect(address, timeout) does: that is our connect_timeout.
             channel.socket().connect(peer.server.address(), (int) config.connectTimeout().toMillis());
-            return new Connection(peer, new Wire(channel, 4096, config.readTimeout(), config.sendTimeout()), false);
+            return new Connection(peer, new Wire(channel, 4096, config.readTimeout(), config.sendTimeout()), false, started);
         } catch (SocketTimeoutException e) {
             channel.close();
             throw new Wire.Timeout("connect to " + peer.server.hostPort());
@@ -218,7 +227,10 @@ final class Upstreams {
         return Math.max(config.upstreamKeepalive(), Math.max(p.demand, p.lastDemand) - p.lent);
     }
 
-    /** Counts a failed attempt (refused, timed out, reset) toward max_fails. */
+    /**
+     * Counts a failed attempt (refused, timed out, reset) toward max_fails. Going down is
+     * logged once: a server that fails again while down (tried when all are) stays down quietly.
+     */
     synchronized void failed(Peer p) {
         if (config.maxFails() == 0) return;
         long now = System.nanoTime();
@@ -227,7 +239,11 @@ final class Upstreams {
             p.windowStart = now;
         }
         if (++p.fails >= config.maxFails()) {
-            p.downUntil = now + config.failTimeout().toNanos();
+            if (p.downUntil == 0) {
+                log.warn("upstream " + p.server.hostPort() + " marked down for " + seconds(config.failTimeout()) + ": "
+                        + p.fails + " failed attempt" + (p.fails == 1 ? "" : "s") + " (max_fails = " + config.maxFails() + ")");
+            }
+            p.downUntil = nonZero(now + config.failTimeout().toNanos());
             p.fails = 0;
         }
     }
@@ -236,9 +252,18 @@ final class Upstreams {
     void succeeded(Peer p) {
         if (p.fails == 0 && p.downUntil == 0) return; // the common case, without taking the lock
         synchronized (this) {
+            if (p.downUntil != 0) log.notice("upstream " + p.server.hostPort() + " is back up");
             p.fails = 0;
             p.downUntil = 0;
         }
+    }
+
+    private static long nonZero(long t) {
+        return t == 0 ? 1 : t; // 0 means up
+    }
+
+    private static String seconds(Duration d) {
+        return d.toMillis() % 1000 == 0 ? d.toSeconds() + "s" : d.toMillis() + "ms";
     }
 
     /** Closes every idle connection (at shutdown). */
