@@ -76,10 +76,25 @@ class ConfigTest {
             "header.X-A | $remote_adr",
             "header.Bad Name | x",
             "error_log | off",
+            "error_log | /tmp/error.log loud",
+            "log_format | $remote_addr $bogus",
+            "log_format | ' '",
+            "header.X-Id | $request_time",
     })
     void badValuesAreRejectedNamingTheKey(String key, String value) {
         var e = assertThrows(Config.Invalid.class, () -> Config.from(Map.of(key, value), "my.properties"));
         assertTrue(e.getMessage().startsWith("my.properties: key '" + key + "'"), e.getMessage());
+    }
+
+    @Test
+    void errorLogTakesALevelAfterItsPathAsNginxDoes() throws Exception {
+        Config c = Config.from(Map.of("error_log", "/var/log/proxy/error.log warn"), "t");
+        assertEquals("/var/log/proxy/error.log", c.errorLog());
+        assertEquals(Log.Level.WARN, c.errorLogLevel());
+        assertEquals(Log.Level.NOTICE, Config.from(Map.of(), "t").errorLogLevel(), "notice by default");
+        Config dash = Config.from(Map.of("error_log", "- debug"), "t");
+        assertEquals("-", dash.errorLog());
+        assertEquals(Log.Level.DEBUG, dash.errorLogLevel());
     }
 
     @Test
