@@ -105,8 +105,8 @@ final class ClientConnection {
         } catch (HttpError e) {
             open = answer(e);
         } catch (RuntimeException | Error e) {
-            // A bug, or the JVM out of something: said once, with its stack; the connection ends.
-            log.unexpected("serving" + context(), e);
+            // A bug, or the JVM out of something: logged here, once, with its stack; the connection ends.
+            log.unexpected("serving a request" + context(), e);
             if (!responseStarted) status = 500;
             open = false;
         }
@@ -214,7 +214,7 @@ final class ClientConnection {
                 upstreamStatus = e instanceof Wire.Timeout ? 504 : 502;
                 if (e instanceof Wire.Timeout) {
                     upstreams.failed(up.peer());
-                    throw new HttpError(504, "upstream " + up.peer().server.hostPort() + ": " + e.getMessage(), false);
+                    throw new HttpError(504, "upstream timed out: " + e.getMessage(), false);
                 }
                 // A pooled connection may have been closed by the server just as we sent.
                 // If nothing was lost, the request can go again on a new connection.
@@ -325,6 +325,9 @@ final class ClientConnection {
             reset = out instanceof Body.UntilClose;
             if (e instanceof Relay.WriteFailed w) throw HttpError.clientGone("sending the response: " + e.getMessage(), w);
             throw HttpError.abort("relaying response body: " + e.getMessage());
+        } catch (RuntimeException | Error e) {
+            responseStarted = head.position() > 0; // so the access log has the status that went out
+            throw e;
         }
         responseStarted = true;
         upstreams.succeeded(up.peer());

@@ -113,16 +113,16 @@ final class Log implements AutoCloseable {
     }
 
     /**
-     * Something that should not happen (a bug, the JVM out of memory): crit, with its stack
-     * trace, the only lines that carry one. Expected failures (a client gone, an upstream
-     * refusing) are one line each, without.
+     * Something that should not happen (a bug, the JVM out of memory) while {@code doing}:
+     * crit, with its stack trace, the only entry that has one. Expected failures (a client
+     * gone, an upstream refusing) are one line each, without.
      */
-    void unexpected(String what, Throwable e) {
+    void unexpected(String doing, Throwable e) {
         if (!enabled(Level.CRIT)) return;
         StringWriter trace = new StringWriter();
         e.printStackTrace(new PrintWriter(trace));
         String frames = trace.toString().substring(trace.toString().indexOf('\n') + 1); // the first line is e itself
-        errors.offer(errorLine(Level.CRIT, what + ": unexpected " + e) + frames);
+        errors.offer(errorLine(Level.CRIT, "unexpected " + e + " while " + doing) + frames);
     }
 
     /**

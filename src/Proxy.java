@@ -32,7 +32,7 @@ import java.util.jar.JarFile;
  * (heads, {@link Headers}, {@link Body} framing), {@link ClientConnection} (the loop, and
  * {@link IdleConnections} between requests), {@link Forwarding} (header rewriting),
  * {@link Upstreams} (choice, health, pool), {@link Relay} (bodies, in buffers from
- * {@link BufferPool}), {@link Tunnel} (WebSocket), {@link Log}, {@link HttpError}.
+ * {@link BufferPool}), {@link Tunnel} (WebSocket), {@link Log} (and {@link LogFormat}), {@link HttpError}.
  */
 public final class Proxy implements AutoCloseable {
     private static final byte[] BUSY = ("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
@@ -181,7 +181,7 @@ public final class Proxy implements AutoCloseable {
             } catch (RuntimeException | Error e) {
                 // No thread for it (out of memory, most likely): this connection ends, and the
                 // acceptor goes on. Without this thread the listener would be dead for good.
-                log.unexpected("accept: cannot start a thread", e);
+                log.unexpected("starting a connection's thread", e);
                 closeQuietly(channel);
                 slots.release();
             }
@@ -199,7 +199,7 @@ public final class Proxy implements AutoCloseable {
         } catch (IOException | RuntimeException | Error e) {
             // The client left before we could start, or something unexpected failed (out
             // of file descriptors, a class can't be loaded): this connection ends, cleanly.
-            if (!(e instanceof IOException)) log.unexpected("serving " + channel, e);
+            if (!(e instanceof IOException)) log.unexpected("setting up a connection, " + channel, e);
             if (client != null) client.close(); // no longer watched
             closeQuietly(channel);
             slots.release();

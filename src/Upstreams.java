@@ -123,13 +123,16 @@ final class Upstreams {
 
     /** Once a second: closes the idle connections that are too old or more than demand needs. */
     private void maintain() {
+        boolean reported = false;
         try {
             while (true) {
                 Thread.sleep(1000);
                 try {
                     expire(System.nanoTime()).forEach(Wire::close);
                 } catch (RuntimeException e) {
-                    // the next look will do: idle connections must not be kept for good
+                    // The next look will do: idle connections must not be kept for good. Said once.
+                    if (!reported) log.unexpected("closing idle upstream connections", e);
+                    reported = true;
                 }
             }
         } catch (InterruptedException e) {

@@ -259,6 +259,45 @@ class LogTest {
         }
     }
 
+    @Test
+    void anUnexpectedErrorIsLoggedOnceWithItsStack() throws Exception {
+        // Out of direct memory in the middle of a response (RobustnessTest has what the
+        // connections do then): one crit entry, the stack trace under it, nothing more.
+        BufferPool failing = new BufferPool(1L << 20) {
+            @Override
+            java.nio.ByteBuffer take(long expected) {
+                throw new OutOfMemoryError("test: no direct memory");
+            }
+        };
+        Path errors = Files.createTempFile(TestSupport.TEMP, "error", ".log");
+        Path access = Files.createTempFile(TestSupport.TEMP, "access", ".log");
+        TestSupport.Handler large = (r, out, s) -> {
+            out.write(TestSupport.bytes("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"));
+            out.write(new byte[100000]); // too large to come with the head: the relay needs a buffer
+            return true;
+        };
+        try (var backend = new TestSupport.Backend(large)) {
+            var proxy = Proxy.start(TestSupport.config(backend.port(), "error_log", errors.toString(),
+                    "access_log", access.toString(), "log_format", "$status \"$request\""), failing);
+            try (var client = new TestSupport.Client(TestSupport.port(proxy))) {
+                client.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+                assertTrue(client.closedByPeerOrReset());
+                // The head had gone out before the relay asked for a buffer: the log has its status.
+                assertEquals("200 \"GET / HTTP/1.1\"\n", TestSupport.awaitLines(access, 1));
+                String text = TestSupport.awaitText(errors, "[crit]");
+                List<String> lines = text.lines().toList();
+                int crit = lines.indexOf(lines.stream().filter(l -> l.contains("[crit]")).findFirst().orElseThrow());
+                assertTrue(lines.get(crit).endsWith("[crit] unexpected java.lang.OutOfMemoryError: test: no direct memory "
+                        + "while serving a request, client: 127.0.0.1, request: \"GET / HTTP/1.1\""), lines.get(crit));
+                assertTrue(lines.get(crit + 1).startsWith("\tat "), "its stack trace follows: " + text);
+            } finally {
+                proxy.close(); // writes everything
+            }
+        }
+        assertEquals(1, Files.readString(errors).lines().filter(l -> l.contains("OutOfMemoryError")).count(),
+                "logged once: " + Files.readString(errors));
+    }
+
     private static void awaitExists(Path file) throws InterruptedException {
         long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
         while (!Files.exists(file)) {
