@@ -32,7 +32,8 @@ import java.util.jar.JarFile;
  * (heads, {@link Headers}, {@link Body} framing), {@link ClientConnection} (the loop, and
  * {@link IdleConnections} between requests), {@link Forwarding} (header rewriting),
  * {@link Upstreams} (choice, health, pool), {@link Relay} (bodies, in buffers from
- * {@link BufferPool}), {@link Tunnel} (WebSocket), {@link Log} ({@link LogFormat}, {@link LogFile}), {@link HttpError}.
+ * {@link BufferPool}), {@link Tunnel} (WebSocket), {@link Log} ({@link LogFormat},
+ * {@link LogFile}), {@link HttpError}.
  */
 public final class Proxy implements AutoCloseable {
     private static final byte[] BUSY = ("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
