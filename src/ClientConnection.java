@@ -97,8 +97,6 @@ final class ClientConnection {
         status = 0;
         bodyBytesSent = 0;
         started = System.nanoTime();
-        attempts = null;
-        requestId = null;
         boolean open;
         try {
             open = serveOne();
@@ -117,6 +115,7 @@ final class ClientConnection {
         request = null; // an idle connection holds nothing of the last exchange
         requestLine = null;
         attempts = null;
+        requestId = null;
         return open;
     }
 
