@@ -21,7 +21,7 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * One log's file (or standard output or error) and the thread that writes to it, so that
  * no request ever waits for a disk or a pipe. A request only queues its line; the thread
- * writes whatever has queued up meanwhile in one go. At most {@link #MAX_QUEUED}
+ * writes whatever has queued up in the last {@link #GATHER_MILLIS} ms in one go. At most {@link #MAX_QUEUED}
  * characters wait, those being written included; when the log falls that far behind (a
  * stalled disk, a pipe nobody reads), further lines are dropped and counted, for the error
  * log to report ({@link Log}). Dropped, then, but never silently, and never a request
@@ -38,6 +38,8 @@ final class LogFile {
     static final int MAX_QUEUED = 4 << 20;
     /** How often the writer looks whether its file was moved (and runs its task). */
     private static final long LOOK_NANOS = TimeUnit.SECONDS.toNanos(1);
+    /** How long the writer lets lines gather before it writes them. */
+    private static final long GATHER_MILLIS = 10;
     /** How long {@link #close} waits for the writer to write what is queued (a pipe may be stuck). */
     private static final long CLOSE_WAIT_MILLIS = 5000;
 
@@ -127,8 +129,12 @@ final class LogFile {
             try {
                 String first = queue.poll(Math.max(0, nextLook - System.nanoTime()), TimeUnit.NANOSECONDS);
                 if (first != null) {
+                    // Let the lines of a busy moment gather: one write for them all, and while
+                    // lines keep coming, the writer never waits on the queue, so a request never
+                    // has to wake it. Idle, it waits there, and the next line wakes it.
+                    Thread.sleep(GATHER_MILLIS);
                     batch.add(first);
-                    queue.drainTo(batch, 10_000);
+                    queue.drainTo(batch, 100_000);
                 }
             } catch (InterruptedException e) {
                 stopping = true; // nobody interrupts it; if someone does, end as at close
