@@ -1,5 +1,6 @@
 import java.io.EOFException;
 import java.io.IOException;
+import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -48,6 +49,9 @@ final class ClientConnection {
     private boolean reset;            // end with RST: a response was cut short
     private int status;
     private long bodyBytesSent;
+    private long started;             // System.nanoTime() as the exchange began: $request_time
+    private List<LogFormat.Attempt> attempts; // the upstream servers tried, or null: $upstream_*
+    private String requestId;         // $request_id, made when first used
 
     ClientConnection(Config config, Upstreams upstreams, BufferPool buffers, IdleConnections idle, Log log,
                      Wire client, Connections connections) {
@@ -95,20 +99,27 @@ final class ClientConnection {
         remoteAddr = null;
         status = 0;
         bodyBytesSent = 0;
+        started = System.nanoTime();
         boolean open;
         try {
             open = serveOne();
         } catch (HttpError e) {
             open = answer(e);
+        } catch (RuntimeException | Error e) {
+            // A bug, or the JVM out of something: logged here, once, with its stack; the connection ends.
+            log.unexpected("serving a request" + context(), e);
+            if (!responseStarted) status = 500;
+            open = false;
         }
         if (requestLine != null) {
-            log.access(remoteAddr == null ? client.remote : new java.net.InetSocketAddress(remoteAddr, client.remote.getPort()),
-                    requestLine, status, bodyBytesSent,
-                    request == null ? null : request.headers().first("Referer"),
-                    request == null ? null : request.headers().first("User-Agent"));
+            InetSocketAddress remote = remoteAddr == null ? client.remote : new InetSocketAddress(remoteAddr, client.remote.getPort());
+            log.access(new LogFormat.Entry(remote, requestLine, request, status, bodyBytesSent,
+                    System.nanoTime() - started, attempts, this::requestId));
         }
         request = null; // an idle connection holds nothing of the last exchange
         requestLine = null;
+        attempts = null;
+        requestId = null;
         return open;
     }
 
@@ -166,7 +177,7 @@ final class ClientConnection {
         try {
             head = HeadReader.readHead(client, requestLimits);
         } catch (IOException e) {
-            throw HttpError.abort("reading request head: " + e.getMessage());
+            throw HttpError.clientGone("reading request head: " + e.getMessage(), e);
         } catch (HttpError e) {
             requestLine = ""; // logged as "-": nginx, too, logs the requests it rejects
             throw e;
@@ -190,20 +201,23 @@ final class ClientConnection {
         byte[] upstreamHead = null; // made once: it rewrites the request's headers in place
         while (true) {
             Upstreams.Connection up = connect(next);
+            int upstreamStatus = 0; // what this server answered, for the access log; 0 = nothing (yet)
             try {
                 if (upstreamHead == null) {
                     upstreamHead = Forwarding.requestHead(req, body, client.remote, remoteAddr, config, up.peer().server,
-                            upgrade, config.upstreamKeepalive() == 0);
+                            upgrade, config.upstreamKeepalive() == 0, this::requestId);
                 }
                 try {
                     sendRequest(up, body, upstreamHead);
                     HttpParser.Response resp = readResponseHead(up, req);
+                    upstreamStatus = resp.status();
                     return respond(req, up, resp, clientKeepAlive, upgrade);
                 } finally {
                     if (upload != null) endUpload(up);
                 }
             } catch (HttpError e) {
                 up.close(); // a bad request body (400, 413), a bad response: it can't be reused
+                if (upstreamStatus == 0 && e.status >= 500) upstreamStatus = e.status; // a bad head: 502, as nginx logs it
                 throw e;
             } catch (RuntimeException | Error e) {
                 up.close(); // e.g. out of direct memory: never leak the connection, whatever went wrong
@@ -211,16 +225,19 @@ final class ClientConnection {
             } catch (IOException e) {
                 // Nothing of the response has reached the client: the request may go on.
                 up.close();
+                boolean timeout = e instanceof Wire.Timeout;
+                upstreamStatus = timeout ? 504 : 502;
                 if (upload != null) throw uploadFailed(up, e); // a body that went out is not sent again
                 if (next.retryStale(up)) continue; // the server had closed it while idle
                 upstreams.failed(up.peer());
-                boolean timeout = e instanceof Wire.Timeout;
                 String why = "upstream " + up.peer().server.hostPort() + (timeout ? " timed out: " : " failed: ") + e.getMessage();
                 if (!interimSent && next.maySendAgain()) {
-                    log.error(client.remote + " \"" + requestLine + "\": " + why + "; trying the next server");
+                    log.error(why + ", trying the next server" + context());
                     continue;
                 }
                 throw new HttpError(timeout ? 504 : 502, why, false);
+            } finally {
+                tried(up.peer(), upstreamStatus, up.started());
             }
         }
     }
@@ -229,14 +246,16 @@ final class ClientConnection {
     private Upstreams.Connection connect(NextUpstream next) throws HttpError {
         HttpError last = null;
         for (Upstreams.Peer peer; (peer = next.server()) != null; ) {
+            if (last != null) log.error(last.getMessage() + ", trying the next server" + context()); // answer() logs the last
+            long since = System.nanoTime();
             try {
                 return upstreams.connect(peer, next.pooled(), next.replayable());
             } catch (IOException e) {
-                upstreams.failed(peer);
                 boolean timeout = e instanceof Wire.Timeout;
-                last = new HttpError(timeout ? 504 : 502, "connect to " + peer.server.hostPort() + ": " + e.getMessage(), false);
-                log.error("upstream " + peer.server.hostPort() + ": " + e.getMessage()
-                        + (next.more() ? "; trying the next server" : ""));
+                tried(peer, timeout ? 504 : 502, since);
+                upstreams.failed(peer);
+                last = new HttpError(timeout ? 504 : 502, timeout ? "connect to upstream " + peer.server.hostPort()
+                        + " timed out" : "connect to upstream " + peer.server.hostPort() + ": " + e.getMessage(), false);
             }
         }
         throw last != null ? last : new HttpError(502, "no upstream server", false);
@@ -259,7 +278,7 @@ final class ClientConnection {
             Relay.copy(client, body, up.wire(), body, ByteBuffer.wrap(head), config.clientMaxBodySize(), buffers);
         } catch (Relay.ReadFailed e) {
             up.close(); // never let the upstream see a truncated body as complete
-            throw HttpError.abort("reading request body: " + e.getMessage());
+            throw HttpError.clientGone("reading request body: " + e.getMessage(), e);
         } catch (HttpError e) {
             up.close();
             throw e;
@@ -370,7 +389,11 @@ final class ClientConnection {
             // Cut short, a Content-Length or chunked body shows it is incomplete; one that runs
             // until the close would look complete after a FIN (RFC 9112 6.3 rule 8): RST it.
             reset = out instanceof Body.UntilClose;
+            if (e instanceof Relay.WriteFailed w) throw HttpError.clientGone("sending the response: " + e.getMessage(), w);
             throw HttpError.abort("relaying response body: " + e.getMessage());
+        } catch (RuntimeException | Error e) {
+            responseStarted = head.position() > 0; // so the access log has the status that went out
+            throw e;
         }
         responseStarted = true;
         upstreams.succeeded(up.peer());
@@ -437,15 +460,14 @@ final class ClientConnection {
     private boolean answer(HttpError e) {
         boolean close = e.close || !requestBodyDone || request == null || !clientKeepAlive || connections.draining();
         // A client that goes away between requests (a reset while idle) is no event worth a line.
-        boolean betweenRequests = requestLine == null && e.status == 0;
-        if ((e.status >= 500 || e.status == 0) && !betweenRequests) {
-            log.error(client.remote + " \"" + requestLine + "\": " + e.getMessage());
-        }
+        if (requestLine != null) logFailure(e);
+        if (e.clientGone != 0 && !responseStarted) status = e.clientGone; // for the access log only: 499
         if (e.status == 0 || responseStarted) return false;
         status = e.status;
         boolean head = request != null && request.method().equals("HEAD");
         try {
             client.write(Forwarding.errorResponse(e.status, close, head));
+            if (!head) bodyBytesSent = Forwarding.errorBody(e.status).length(); // $body_bytes_sent, as nginx counts its own
         } catch (IOException ignored) {
             return false;
         }
@@ -456,8 +478,40 @@ final class ClientConnection {
         try {
             client.write(bytes);
         } catch (IOException e) {
-            throw HttpError.abort("writing to client: " + e.getMessage());
+            throw HttpError.clientGone("writing to client: " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * The error log's line for an exchange that failed. What the client did (a bad request, a
+     * client gone) is info, as in nginx, so that no client can fill the log at the default
+     * level; what the upstream did (502, 504, a response cut short) is error.
+     */
+    private void logFailure(HttpError e) {
+        boolean clients = e.clientGone != 0 || e.status > 0 && (e.status < 500 || e.status == 501 || e.status == 505);
+        Log.Level level = clients ? Log.Level.INFO : Log.Level.ERROR;
+        if (!log.enabled(level)) return;
+        String what = e.clientGone != 0 ? "client went away" : e.status == 0 ? "response cut short"
+                : e.status + " " + HttpError.reasonPhrase(e.status);
+        log.log(level, what + ": " + e.getMessage() + context());
+    }
+
+    /** Which client and request an error log line is about, as nginx appends them. */
+    private String context() {
+        return ", client: " + Forwarding.ip(client.remote)
+                + (requestLine == null ? "" : ", request: \"" + LogFormat.escape(requestLine) + "\"");
+    }
+
+    /** Notes a server tried for this request: $upstream_addr, $upstream_status, $upstream_response_time. */
+    private void tried(Upstreams.Peer peer, int upstreamStatus, long since) {
+        if (attempts == null) attempts = new ArrayList<>(2);
+        attempts.add(new LogFormat.Attempt(peer.server, upstreamStatus, System.nanoTime() - since));
+    }
+
+    /** $request_id: made on first use, by a header template or the access log, then the same for both. */
+    private String requestId() {
+        if (requestId == null) requestId = LogFormat.newRequestId();
+        return requestId;
     }
 
     private static String firstLine(byte[] head) {

@@ -54,7 +54,9 @@ record Config(
         int maxConnections,
         long bufferMemory,      // bytes for all transfer buffers together (BufferPool)
         String accessLog,       // a path, "-" for stdout, or "off"
+        String logFormat,       // the access log's template of $variables (LogFormat)
         String errorLog,        // a path or "-" for stderr
+        Log.Level errorLogLevel, // the least severe level written
         RealIp setRealIpFrom,   // the proxies whose real_ip_header is believed
         String realIpHeader,
         Map<String, String> headers) { // header name -> template; "" removes the header
@@ -122,7 +124,10 @@ record Config(
         d.put("max_connections", "10000");
         d.put("buffer_memory", "auto");
         d.put("access_log", "-");
-        d.put("error_log", "-");
+        // nginx's predefined "combined" format.
+        d.put("log_format", "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent "
+                + "\"$http_referer\" \"$http_user_agent\"");
+        d.put("error_log", "-"); // and the level notice
         d.put("set_real_ip_from", "");
         d.put("real_ip_header", "X-Forwarded-For");
         d.put("header.Host", "$http_host");
@@ -134,7 +139,14 @@ record Config(
 
     /** The variables a header template may use (nginx's names). */
     static final List<String> VARIABLES = List.of(
-            "$remote_addr", "$remote_port", "$scheme", "$host", "$http_host", "$proxy_add_x_forwarded_for", "$forwarded");
+            "$remote_addr", "$remote_port", "$scheme", "$host", "$http_host", "$proxy_add_x_forwarded_for",
+            "$request_id", "$forwarded");
+
+    /** The variables log_format may use (nginx's names). */
+    static final List<String> LOG_VARIABLES = List.of(
+            "$remote_addr", "$remote_user", "$time_local", "$time_iso8601", "$request", "$status",
+            "$body_bytes_sent", "$http_referer", "$http_user_agent", "$request_time", "$upstream_addr",
+            "$upstream_status", "$upstream_response_time", "$request_id", "$host");
 
     /**
      * A configuration that can't be used, with every problem found: each one line naming the
@@ -226,7 +238,9 @@ record Config(
                 in.count("max_connections", 1),
                 in.bufferMemory("buffer_memory"),
                 in.log("access_log"),
+                in.logFormat("log_format"),
                 in.log("error_log"),
+                in.logLevel("error_log"),
                 in.realIp("set_real_ip_from"),
                 in.headerName("real_ip_header"),
                 in.headers());
@@ -283,7 +297,9 @@ record Config(
         private static final Pattern ADDRESS = Pattern.compile("(?:\\[([0-9A-Fa-f:.]+)]|([^\\s:\\[\\]]+)):(\\d{1,5})");
         private static final Pattern SERVER = Pattern.compile("(\\S+)(?:\\s+weight=(\\d{1,3}))?");
         private static final Pattern HEADER_NAME = Pattern.compile("[!#$%&'*+.^_`|~0-9A-Za-z-]+");
-        private static final Pattern VARIABLE = Pattern.compile("\\$[a-z_]+");
+        private static final Pattern VARIABLE = Pattern.compile("\\$[a-z0-9_]+");
+        /** error_log = PATH [LEVEL]: a last word that is one of nginx's levels. */
+        private static final Pattern PATH_AND_LEVEL = Pattern.compile("(.*?)\\s+([a-z]+)");
 
         /** What is wrong with a value: thrown by a rule, caught by {@link #read} (and headers). */
         private static final class Bad extends RuntimeException {
@@ -368,10 +384,43 @@ record Config(
 
         String log(String key) {
             return read(key, text -> {
+                Matcher level = PATH_AND_LEVEL.matcher(text);
+                if (key.equals("error_log") && level.matches()) text = level.group(1);
                 if (text.isEmpty()) throw new Bad("expected a file path, '-' or 'off'");
                 if (text.equals("off") && key.equals("error_log")) throw new Bad("error_log can't be off");
                 return text;
             });
+        }
+
+        /** The level after error_log's path, as in nginx's "error_log /var/log/proxy.log warn"; notice if none. */
+        Log.Level logLevel(String key) {
+            return read(key, text -> {
+                Matcher m = PATH_AND_LEVEL.matcher(text);
+                if (!m.matches()) return Log.Level.NOTICE;
+                for (Log.Level l : Log.Level.values()) {
+                    if (l.label.equals(m.group(2))) return l;
+                }
+                throw new Bad("unknown level '" + m.group(2) + "'; known: debug info notice warn error crit alert emerg");
+            });
+        }
+
+        String logFormat(String key) {
+            return read(key, text -> {
+                if (text.isBlank()) throw new Bad("expected a template of $variables, such as '$remote_addr $status'");
+                if (text.chars().anyMatch(c -> c < 0x20 && c != '\t' || c == 0x7f)) {
+                    throw new Bad("control characters are not allowed in log_format");
+                }
+                checkVariables(text, LOG_VARIABLES);
+                return text;
+            });
+        }
+
+        /** Every $name in the template must be one of these. */
+        private static void checkVariables(String template, List<String> known) {
+            Matcher m = VARIABLE.matcher(template);
+            while (m.find()) {
+                if (!known.contains(m.group())) throw new Bad("unknown variable " + m.group() + "; known: " + known);
+            }
         }
 
         RealIp realIp(String key) {
@@ -410,12 +459,7 @@ record Config(
                     if (e.getValue().chars().anyMatch(c -> c < 0x20 && c != '\t' || c == 0x7f)) {
                         throw new Bad("control characters are not allowed in a header value");
                     }
-                    Matcher m = VARIABLE.matcher(e.getValue());
-                    while (m.find()) {
-                        if (!VARIABLES.contains(m.group())) {
-                            throw new Bad("unknown variable " + m.group() + "; known: " + VARIABLES);
-                        }
-                    }
+                    checkVariables(e.getValue(), VARIABLES);
                     out.put(name, e.getValue());
                 } catch (Bad bad) {
                     note(e.getKey(), bad);

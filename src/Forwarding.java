@@ -6,6 +6,7 @@ import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.List;
 import java.util.Locale;
+import java.util.function.Supplier;
 import java.util.function.UnaryOperator;
 
 /**
@@ -60,9 +61,11 @@ final class Forwarding {
      *
      * @param upgrade the Upgrade value to pass on (a WebSocket handshake), or null
      * @param close   whether to ask the upstream to close the connection after its response
+     * @param requestId the exchange's $request_id (made on first use, the same in the access log)
      */
     static byte[] requestHead(HttpParser.Request req, Body body, InetSocketAddress peer, InetAddress client,
-                              Config config, Config.Server server, String upgrade, boolean close) {
+                              Config config, Config.Server server, String upgrade, boolean close,
+                              Supplier<String> requestId) {
         Headers h = req.headers();
         removeHopByHop(h);
         boolean trusted = config.setRealIpFrom().trusts(peer.getAddress());
@@ -74,7 +77,7 @@ final class Forwarding {
         h.set("Via", via.isEmpty() ? self : String.join(", ", via) + ", " + self);
 
         for (var field : config.headers().entrySet()) {
-            String value = expand(field.getValue(), name -> variable(name, req, h, peer, client, trusted));
+            String value = expand(field.getValue(), name -> variable(name, req, h, peer, client, trusted, requestId));
             h.remove(field.getKey());
             if (!value.isEmpty()) h.add(field.getKey(), value);
         }
@@ -140,7 +143,7 @@ final class Forwarding {
 
     /** A response the proxy makes itself: an error, with a short text body (none for HEAD). */
     static byte[] errorResponse(int status, boolean close, boolean head) {
-        String body = status + " " + HttpError.reasonPhrase(status) + "\n";
+        String body = errorBody(status);
         return Headers.bytes(new StringBuilder(160)
                 .append("HTTP/1.1 ").append(status).append(' ').append(HttpError.reasonPhrase(status)).append("\r\n")
                 .append("Date: ").append(HttpDate.now()).append("\r\n")
@@ -148,6 +151,11 @@ final class Forwarding {
                 .append("Content-Length: ").append(body.length()).append("\r\n")
                 .append(close ? "Connection: close\r\n" : "")
                 .append("\r\n").append(head ? "" : body));
+    }
+
+    /** The text of an error response: "502 Bad Gateway" and a newline. */
+    static String errorBody(int status) {
+        return status + " " + HttpError.reasonPhrase(status) + "\n";
     }
 
     private static void addFraming(Headers h, Body body) {
@@ -187,7 +195,7 @@ final class Forwarding {
 
     /** One variable of a header template (nginx's names), computed only when used. */
     private static String variable(String name, HttpParser.Request req, Headers h, InetSocketAddress peer,
-                                   InetAddress client, boolean trusted) {
+                                   InetAddress client, boolean trusted, Supplier<String> requestId) {
         return switch (name) {
             case "$remote_addr" -> ip(client); // the client's, behind trusted proxies (RealIp)
             case "$remote_port" -> Integer.toString(peer.getPort());
@@ -200,13 +208,15 @@ final class Forwarding {
             // own entry names the client already (nginx appends $remote_addr, repeating it).
             case "$proxy_add_x_forwarded_for" -> appendForwardedFor(h.all("X-Forwarded-For"), peer);
             case "$forwarded" -> forwarded(trusted ? h.all("Forwarded") : List.of(), peer, req.host());
+            case "$request_id" -> requestId.get();
             default -> throw new IllegalArgumentException(name); // Config lets no other name through
         };
     }
 
     /**
-     * Replaces each $variable ("$" and lowercase letters or "_", as Config checks them) in
+     * Replaces each $variable ("$" and lowercase letters, digits or "_", as Config checks them) in
      * one pass, so a value is never expanded again. A "$" with no name after it stays.
+     * Header templates and log_format ({@link LogFormat}) are both expanded here.
      */
     static String expand(String template, UnaryOperator<String> variables) {
         if (template.indexOf('$') < 0) return template;
@@ -214,15 +224,16 @@ final class Forwarding {
         int done = 0;
         for (int dollar; (dollar = template.indexOf('$', done)) >= 0; ) {
             int end = dollar + 1;
-            while (end < template.length() && (template.charAt(end) >= 'a' && template.charAt(end) <= 'z'
-                    || template.charAt(end) == '_')) {
-                end++;
-            }
+            while (end < template.length() && isNameChar(template.charAt(end))) end++;
             out.append(template, done, dollar);
             out.append(end == dollar + 1 ? "$" : variables.apply(template.substring(dollar, end)));
             done = end;
         }
         return out.append(template, done, template.length()).toString();
+    }
+
+    private static boolean isNameChar(char c) {
+        return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_';
     }
 
     /** An address as nginx prints $remote_addr: IPv6 in the short form of RFC 5952 ("::1"). */

@@ -1,3 +1,5 @@
+import java.io.IOException;
+
 /**
  * The one error type of the proxy. Whatever goes wrong while serving a request ends up as
  * an HttpError that says which status the client gets and whether the client connection
@@ -8,13 +10,27 @@
  * that a truncated body can never look complete (RFC 9112 section 6.3 / 7.1).
  */
 final class HttpError extends Exception {
+    /** nginx's "client closed request": logged for a client that left before its response, never sent. */
+    static final int CLIENT_CLOSED_REQUEST = 499;
+
     final int status;
     final boolean close;
+    /**
+     * Not 0 when the client went away (closed, reset, or timed out sending or reading)
+     * before its response was done: the status the access log gives the request if its
+     * response had not started, as nginx does: 499, or 408 for a timeout.
+     */
+    final int clientGone;
 
     HttpError(int status, String reason, boolean close) {
+        this(status, reason, close, 0);
+    }
+
+    private HttpError(int status, String reason, boolean close, int clientGone) {
         super(reason, null, false, false); // no stack trace: these are expected, and frequent under attack
         this.status = status;
         this.close = close;
+        this.clientGone = clientGone;
     }
 
     /** Bad client input: answer with the status, then close (the framing can't be trusted). */
@@ -25,6 +41,12 @@ final class HttpError extends Exception {
     /** The connection can only be closed: nothing more may be written to the client. */
     static HttpError abort(String reason) {
         return new HttpError(0, reason, true);
+    }
+
+    /** The client went away: nothing can be sent to it any more (status 0), and the log says so. */
+    static HttpError clientGone(String reason, IOException cause) {
+        boolean timedOut = cause instanceof Wire.Timeout || cause.getCause() instanceof Wire.Timeout;
+        return new HttpError(0, reason, true, timedOut ? 408 : CLIENT_CLOSED_REQUEST);
     }
 
     static String reasonPhrase(int status) {

@@ -1,98 +1,135 @@
-import java.io.FileOutputStream;
+import java.io.FileDescriptor;
 import java.io.IOException;
-import java.io.OutputStream;
-import java.io.PrintStream;
-import java.net.InetSocketAddress;
-import java.nio.charset.StandardCharsets;
-import java.time.ZonedDateTime;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
+import java.util.List;
 import java.util.Locale;
 
 /**
- * The access log (nginx's "combined" format, so goaccess and friends can read it) and the
- * error log. Each line is written whole and at once, as nginx does.
+ * The two logs, as nginx keeps them. The access log has a line per request, in the
+ * {@code log_format} ({@link LogFormat}; nginx's "combined" by default, which goaccess and
+ * friends read). The error log has a line per event that matters, with its level, one of
+ * nginx's; error_log's level says the least severe one written:
+ *
+ * <pre>  2026/12/01 19:00:00 [notice] listening on 127.0.0.1:8080, upstream [127.0.0.1:5000]</pre>
+ *
+ * <p>No request waits for a disk or a pipe: each log is a {@link LogFile}, written by a
+ * thread of its own, and a request only hands it a line. When a log falls behind so far
+ * that lines are dropped, the error log's thread says how many, once a second.
  */
 final class Log implements AutoCloseable {
-    private static final DateTimeFormatter LOCAL_TIME = DateTimeFormatter.ofPattern("dd/MMM/yyyy:HH:mm:ss Z", Locale.US);
+    /** nginx's levels, least severe first; error_log's level is the least severe one written. */
+    enum Level {
+        DEBUG, INFO, NOTICE, WARN, ERROR, CRIT, ALERT, EMERG;
 
-    private final PrintStream access; // null when access_log is off
-    private final PrintStream errors;
-    private final boolean accessIsFile, errorsIsFile; // opened here, so closed here
+        final String label = name().toLowerCase(Locale.ROOT);
+    }
+
+    private static final DateTimeFormatter ERROR_TIME = DateTimeFormatter.ofPattern("yyyy/MM/dd HH:mm:ss", Locale.US);
+
+    private final LogFile access; // null when access_log is off
+    private final LogFile errors;
+    private final LogFormat format;
+    private final Level level;
 
     Log(Config config) throws IOException {
-        this.accessIsFile = !config.accessLog().equals("off") && !config.accessLog().equals("-");
-        this.errorsIsFile = !config.errorLog().equals("-");
-        this.access = switch (config.accessLog()) {
-            case "off" -> null;
-            case "-" -> new PrintStream(new FileOutputStream(java.io.FileDescriptor.out), false, StandardCharsets.UTF_8);
-            default -> open(config.accessLog());
-        };
+        this.format = new LogFormat(config.logFormat());
+        this.level = config.errorLogLevel();
+        this.errors = new LogFile("error log", config.errorLog(), FileDescriptor.err);
         try {
-            this.errors = errorsIsFile ? open(config.errorLog()) : System.err;
+            this.access = config.accessLog().equals("off") ? null
+                    : new LogFile("access log", config.accessLog(), FileDescriptor.out);
         } catch (IOException e) {
-            if (accessIsFile) access.close(); // don't leak the one that did open
+            errors.close(); // don't leak the one that did open
             throw e;
         }
+        // Started only now, when both are in place: the error log's thread reports for both,
+        // since a stuck access log can't report itself.
+        errors.start(this::reportDropped);
+        if (access != null) access.start(() -> { });
     }
 
-    private static PrintStream open(String path) throws IOException {
-        OutputStream out = new FileOutputStream(path, true);
-        return new PrintStream(out, false, StandardCharsets.UTF_8);
+    /** Hands the exchange's line to the access log's writer. */
+    void access(LogFormat.Entry entry) {
+        if (access != null) access.offer(format.line(entry));
     }
 
-    /**
-     * {@code $remote_addr - - [$time_local] "$request" $status $body_bytes_sent
-     * "$http_referer" "$http_user_agent"}
-     */
-    void access(InetSocketAddress peer, String requestLine, int status, long bodyBytes, String referer, String agent) {
-        if (access == null) return;
-        String line = Forwarding.ip(peer) + " - - [" + LOCAL_TIME.format(ZonedDateTime.now()) + "] \""
-                + escape(requestLine) + "\" " + status + " " + bodyBytes + " \"" + escape(referer) + "\" \""
-                + escape(agent) + "\"\n";
-        byte[] bytes = line.getBytes(StandardCharsets.UTF_8);
-        synchronized (access) {
-            access.write(bytes, 0, bytes.length);
-            access.flush();
-        }
+    /** Whether lines of this level are written (to skip building a message nobody reads). */
+    boolean enabled(Level l) {
+        return l.compareTo(level) >= 0;
+    }
+
+    /** One line in the error log, if its level is written. Control characters are escaped: one event, one line. */
+    void log(Level l, String message) {
+        if (enabled(l)) errors.offer(errorLine(l, message));
+    }
+
+    void info(String message) {
+        log(Level.INFO, message);
+    }
+
+    void notice(String message) {
+        log(Level.NOTICE, message);
+    }
+
+    void warn(String message) {
+        log(Level.WARN, message);
     }
 
     void error(String message) {
-        String line = ZonedDateTime.now().format(DateTimeFormatter.ISO_OFFSET_DATE_TIME) + " " + message + "\n";
-        synchronized (errors) {
-            errors.print(line);
-            errors.flush();
-        }
+        log(Level.ERROR, message);
     }
 
     /**
-     * Flushes both logs and closes the files this Log opened. Standard output and standard
-     * error are only flushed: they belong to the process, which may still print to them
-     * (and a second proxy in the same JVM may still log there). A line logged after this
-     * by a connection still finishing is dropped (PrintStream ignores writes once closed).
+     * Something that should not happen (a bug, the JVM out of memory) while {@code doing}:
+     * crit, with its stack trace, the only entry that has one. Expected failures (a client
+     * gone, an upstream refusing) are one line each, without.
+     */
+    void unexpected(String doing, Throwable e) {
+        if (!enabled(Level.CRIT)) return;
+        StringWriter trace = new StringWriter();
+        e.printStackTrace(new PrintWriter(trace));
+        String frames = trace.toString().substring(trace.toString().indexOf('\n') + 1); // the first line is e itself
+        errors.offer(errorLine(Level.CRIT, "unexpected " + e + " while " + doing) + frames);
+    }
+
+    /**
+     * Writes what is queued, reports what was dropped, and closes the files this Log opened
+     * (see {@link LogFile#close}). A line logged after this (by a connection still
+     * finishing) is dropped.
      */
     @Override
     public void close() {
-        if (access != null) {
-            synchronized (access) {
-                if (accessIsFile) access.close();
-                else access.flush();
-            }
-        }
-        synchronized (errors) {
-            if (errorsIsFile) errors.close();
-            else errors.flush();
+        if (access != null) access.close(); // first: the error log's thread reports its drops as it ends
+        errors.close();
+    }
+
+    /**
+     * On the error log's writer thread, once a second and at the end: how many lines each log
+     * dropped since the last time, and why, written at once. A report that can't be written
+     * keeps its count for the next one.
+     */
+    private void reportDropped() {
+        for (LogFile f : access == null ? List.of(errors) : List.of(access, errors)) {
+            long n = f.takeDropped();
+            if (n == 0) continue;
+            String why = f.takeFailure();
+            String line = errorLine(Level.ERROR, f.name + ": " + n + " line" + (n == 1 ? "" : "s") + " dropped: "
+                    + (why != null ? why : "writing fell " + LogFile.MAX_QUEUED / (1 << 20) + " MiB behind"));
+            if (!enabled(Level.ERROR) || !errors.write(line)) f.keepDropped(n);
         }
     }
 
-    /** Like nginx, escape '"', '\' and bytes outside printable ASCII as \xHH. */
-    private static String escape(String s) {
-        if (s == null || s.isEmpty()) return "-";
-        StringBuilder b = new StringBuilder(s.length());
+    private static String errorLine(Level l, String message) {
+        return ERROR_TIME.format(LocalDateTime.now()) + " [" + l.label + "] " + oneLine(message) + "\n";
+    }
+
+    private static String oneLine(String s) {
         for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') b.append(String.format("\\x%02X", (int) c & 0xff));
-            else b.append(c);
+            if (s.charAt(i) < 0x20 || s.charAt(i) == 0x7f) return LogFormat.escapeControls(s);
         }
-        return b.toString();
+        return s;
     }
 }

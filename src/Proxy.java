@@ -33,7 +33,8 @@ import java.util.jar.JarFile;
  * (heads, {@link Headers}, {@link Body} framing), {@link ClientConnection} (the loop, and
  * {@link IdleConnections} between requests), {@link Forwarding} (header rewriting),
  * {@link Upstreams} (choice, health, pool), {@link Relay} (bodies, in buffers from
- * {@link BufferPool}), {@link Tunnel} (WebSocket), {@link Log}, {@link HttpError}.
+ * {@link BufferPool}), {@link Tunnel} (WebSocket), {@link Log} ({@link LogFormat},
+ * {@link LogFile}), {@link HttpError}.
  */
 public final class Proxy implements AutoCloseable {
     private static final byte[] BUSY = ("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
@@ -125,8 +126,9 @@ public final class Proxy implements AutoCloseable {
             proxy.acceptors.add(Thread.ofPlatform().name("accept " + server.socket().getLocalSocketAddress())
                     .start(() -> proxy.accept(server)));
         }
+        proxy.log.notice("started: pid " + ProcessHandle.current().pid() + ", Java " + Runtime.version());
         for (InetSocketAddress bound : proxy.boundAddresses()) {
-            proxy.log.error("listening on " + Config.hostPort(bound) + ", upstream " + config.upstream().stream()
+            proxy.log.notice("listening on " + Config.hostPort(bound) + ", upstream " + config.upstream().stream()
                     .map(Config.Server::hostPort).toList());
         }
         return proxy;
@@ -165,7 +167,7 @@ public final class Proxy implements AutoCloseable {
     private Proxy(Config config, BufferPool buffers) throws IOException {
         this.config = config;
         this.log = new Log(config);
-        this.upstreams = new Upstreams(config);
+        this.upstreams = new Upstreams(config, log);
         this.buffers = buffers;
         this.idle = new IdleConnections(config.keepaliveTimeout());
         this.connections = new Connections(config.maxConnections());
@@ -201,7 +203,7 @@ public final class Proxy implements AutoCloseable {
             } catch (RuntimeException | Error e) {
                 // No thread for it (out of memory, most likely): this connection ends, and the
                 // acceptor goes on. Without this thread the listener would be dead for good.
-                log.error("accept: cannot start a thread: " + e);
+                log.unexpected("starting a connection's thread", e);
                 closeQuietly(channel);
                 connections.notStarted();
             }
@@ -219,7 +221,7 @@ public final class Proxy implements AutoCloseable {
         } catch (IOException | RuntimeException | Error e) {
             // The client left before we could start, or something unexpected failed (out
             // of file descriptors, a class can't be loaded): this connection ends, cleanly.
-            if (!(e instanceof IOException)) log.error("serving " + channel + ": " + e);
+            if (!(e instanceof IOException)) log.unexpected("setting up a connection, " + channel, e);
             if (client != null) client.close(); // no longer watched
             closeQuietly(channel);
             connections.notStarted();
@@ -309,19 +311,19 @@ public final class Proxy implements AutoCloseable {
     void stop(String why) {
         long started = System.nanoTime();
         int inFlight = connections.count();
-        log.error("stopping (" + why + "): " + inFlight + " connection(s) open, waiting up to "
+        log.notice("stopping (" + why + "): " + inFlight + " connection(s) open, waiting up to "
                 + config.shutdownTimeout().toMillis() + " ms for the requests in flight");
         beginStop();
         try {
             if (!connections.awaitAll(config.shutdownTimeout())) {
                 int closed = connections.closeAll();
-                log.error("shutdown_timeout: closed " + closed + " connection(s) still open");
+                log.warn("shutdown_timeout: closed " + closed + " connection(s) still open");
                 connections.awaitAll(Config.LINGERING_TIME.plusSeconds(1)); // each ends as on any failure
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        log.error("stopped after " + (System.nanoTime() - started) / 1_000_000 + " ms");
+        log.notice("stopped after " + (System.nanoTime() - started) / 1_000_000 + " ms");
         log.close();
     }
 

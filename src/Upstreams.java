@@ -64,13 +64,15 @@ final class Upstreams {
         private final Wire wire;
         private final boolean reused;
         private final int requests; // carried before this one
+        private final long started; // nanoTime when it was asked for: $upstream_response_time counts from here
         private boolean ended;
 
-        private Connection(Peer peer, Wire wire, boolean reused, int requests) {
+        private Connection(Peer peer, Wire wire, boolean reused, int requests, long started) {
             this.peer = peer;
             this.wire = wire;
             this.reused = reused;
             this.requests = requests;
+            this.started = started;
             synchronized (Upstreams.this) {
                 peer.demand = Math.max(peer.demand, ++peer.lent);
             }
@@ -88,6 +90,9 @@ final class Upstreams {
             return reused;
         }
 
+        long started() {
+            return started;
+        }
 
         /**
          * Closes the connection: it can't carry another exchange. Safe to call again, and
@@ -114,26 +119,31 @@ final class Upstreams {
     static final Duration DEMAND_WINDOW = Duration.ofSeconds(10);
 
     private final Config config;
+    private final Log log;
     private final List<Peer> peers = new ArrayList<>();
     private final Thread maintenance;
     private boolean closed; // stopping: nothing goes back to the pool (guarded by this)
     private long windowStart = System.nanoTime();
 
-    Upstreams(Config config) {
+    Upstreams(Config config, Log log) {
         this.config = config;
+        this.log = log;
         for (Config.Server s : config.upstream()) peers.add(new Peer(s));
         maintenance = Thread.ofVirtual().name("upstream pool").start(this::maintain);
     }
 
     /** Once a second: closes the idle connections that are too old or more than demand needs. */
     private void maintain() {
+        boolean reported = false;
         try {
             while (true) {
                 Thread.sleep(1000);
                 try {
                     expire(System.nanoTime()).forEach(Wire::close);
                 } catch (RuntimeException e) {
-                    // the next look will do: idle connections must not be kept for good
+                    // The next look will do: idle connections must not be kept for good. Said once.
+                    if (!reported) log.unexpected("closing idle upstream connections", e);
+                    reported = true;
                 }
             }
         } catch (InterruptedException e) {
@@ -199,6 +209,7 @@ final class Upstreams {
      * closed the connection just as it went (else see {@link #ONCE_ONLY_MAX_IDLE}).
      */
     Connection connect(Peer peer, boolean pooled, boolean replayable) throws IOException {
+        long started = System.nanoTime();
         while (pooled) {
             Idle idle;
             synchronized (this) {
@@ -210,7 +221,7 @@ final class Upstreams {
             long idleFor = System.nanoTime() - idle.since();
             boolean stale = idle.wire().isStale();
             if (stale) closedWhileIdle(peer, idleFor);
-            else if (idleFor < safeIdle(peer)) return new Connection(peer, idle.wire(), true, idle.requests());
+            else if (idleFor < safeIdle(peer)) return new Connection(peer, idle.wire(), true, idle.requests(), started);
             idle.wire().close(); // closed by the server, or idle too near the time it closes them
         }
         SocketChannel channel = SocketChannel.open();
@@ -219,7 +230,7 @@ final class Upstreams {
             // A blocking SocketChannel.connect has no timeout, but its socket adaptor's
             // connect(address, timeout) does: that is our connect_timeout.
             channel.socket().connect(peer.server.address(), (int) config.connectTimeout().toMillis());
-            return new Connection(peer, new Wire(channel, 4096, config.readTimeout(), config.sendTimeout()), false, 0);
+            return new Connection(peer, new Wire(channel, 4096, config.readTimeout(), config.sendTimeout()), false, 0, started);
         } catch (SocketTimeoutException e) {
             channel.close();
             throw new Wire.Timeout("connect to " + peer.server.hostPort());
@@ -276,7 +287,10 @@ final class Upstreams {
         return Math.max(config.upstreamKeepalive(), Math.max(p.demand, p.lastDemand) - p.lent);
     }
 
-    /** Counts a failed attempt (refused, timed out, reset) toward max_fails. */
+    /**
+     * Counts a failed attempt (refused, timed out, reset) toward max_fails. Going down is
+     * logged once: a server that fails again while down (tried when all are) stays down quietly.
+     */
     synchronized void failed(Peer p) {
         if (config.maxFails() == 0) return;
         long now = System.nanoTime();
@@ -285,7 +299,11 @@ final class Upstreams {
             p.windowStart = now;
         }
         if (++p.fails >= config.maxFails()) {
-            p.downUntil = now + config.failTimeout().toNanos();
+            if (p.downUntil == 0) {
+                log.warn("upstream " + p.server.hostPort() + " marked down for " + seconds(config.failTimeout()) + ": "
+                        + p.fails + " failed attempt" + (p.fails == 1 ? "" : "s") + " (max_fails = " + config.maxFails() + ")");
+            }
+            p.downUntil = nonZero(now + config.failTimeout().toNanos());
             p.fails = 0;
         }
     }
@@ -294,9 +312,18 @@ final class Upstreams {
     void succeeded(Peer p) {
         if (p.fails == 0 && p.downUntil == 0) return; // the common case, without taking the lock
         synchronized (this) {
+            if (p.downUntil != 0) log.notice("upstream " + p.server.hostPort() + " is back up");
             p.fails = 0;
             p.downUntil = 0;
         }
+    }
+
+    private static long nonZero(long t) {
+        return t == 0 ? 1 : t; // 0 means up
+    }
+
+    private static String seconds(Duration d) {
+        return d.toMillis() % 1000 == 0 ? d.toSeconds() + "s" : d.toMillis() + "ms";
     }
 
     /** At shutdown: closes every idle connection, and from now on each one given back. */

@@ -102,6 +102,10 @@ class ConfigTest {
             "header.X-A | $remote_adr",
             "header.Bad Name | x",
             "error_log | off",
+            "error_log | /tmp/error.log loud",
+            "log_format | $remote_addr $bogus",
+            "log_format | ' '",
+            "header.X-Id | $request_time",
     })
     void badValuesAreRejectedNamingTheKey(String key, String value) {
         var e = assertThrows(Config.Invalid.class, () -> Config.from(Map.of(key, value), "my.properties"));
@@ -125,6 +129,17 @@ class ConfigTest {
                 "f: key 'header.X-A': unknown variable $remote_adr; known: " + Config.VARIABLES + " (value: '$remote_adr')"),
                 e.problems(), "unknown keys first, then the bad values in the order of the keys");
         assertEquals(String.join("\n", e.problems()), e.getMessage(), "the message is the problems, one a line");
+    }
+
+    @Test
+    void errorLogTakesALevelAfterItsPathAsNginxDoes() throws Exception {
+        Config c = Config.from(Map.of("error_log", "/var/log/proxy/error.log warn"), "t");
+        assertEquals("/var/log/proxy/error.log", c.errorLog());
+        assertEquals(Log.Level.WARN, c.errorLogLevel());
+        assertEquals(Log.Level.NOTICE, Config.from(Map.of(), "t").errorLogLevel(), "notice by default");
+        Config dash = Config.from(Map.of("error_log", "- debug"), "t");
+        assertEquals("-", dash.errorLog());
+        assertEquals(Log.Level.DEBUG, dash.errorLogLevel());
     }
 
     @Test

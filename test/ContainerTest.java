@@ -30,7 +30,7 @@ import org.junit.jupiter.api.Timeout;
  */
 @Timeout(120)
 class ContainerTest {
-    private static final Pattern LOG_LINE = Pattern.compile("^\\d{4}-\\d\\d-\\d\\dT\\S+ .*");
+    private static final Pattern LOG_LINE = Pattern.compile("^\\d{4}/\\d\\d/\\d\\d \\d\\d:\\d\\d:\\d\\d \\[[a-z]+] .*");
 
     @Test
     void aFloodUnder128MegabytesLeavesEveryResponseWholeAndTheRssWithinBudget() throws Exception {

@@ -134,7 +134,7 @@ class FuzzTest {
             // And what the proxy sends on is read the same way again.
             InetSocketAddress peer = new InetSocketAddress("127.0.0.1", 1);
             byte[] out = Forwarding.requestHead(parsed.request(), parsed.body(), peer, peer.getAddress(),
-                    config, server, null, false);
+                    config, server, null, false, LogFormat::newRequestId);
             TestSupport.Parsed again = TestSupport.parseRequest(TestSupport.text(out));
             assertEquals(reference.method(), again.request().method(), what);
             assertEquals(reference.target(), again.request().target(), what);

@@ -86,6 +86,31 @@ final class TestSupport {
         return Config.from(c, "test");
     }
 
+    /**
+     * The file's text once it has at least n lines, waiting at most WAIT. A log's lines are
+     * written by its own thread, a moment after the request they are about.
+     */
+    static String awaitLines(Path file, int n) throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        while (true) {
+            String text = Files.exists(file) ? Files.readString(file) : "";
+            if (text.lines().count() >= n) return text;
+            if (System.nanoTime() - deadline > 0) throw new AssertionError("fewer than " + n + " lines in " + file + ":\n" + text);
+            Thread.sleep(10);
+        }
+    }
+
+    /** The file's text once it contains the string, waiting at most WAIT. */
+    static String awaitText(Path file, String wanted) throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        while (true) {
+            String text = Files.exists(file) ? Files.readString(file) : "";
+            if (text.contains(wanted)) return text;
+            if (System.nanoTime() - deadline > 0) throw new AssertionError("no '" + wanted + "' in " + file + ":\n" + text);
+            Thread.sleep(10);
+        }
+    }
+
     static int port(Proxy p) {
         return p.boundAddresses().get(0).getPort();
     }

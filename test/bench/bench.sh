@@ -402,10 +402,10 @@ measure_fresh() { # SERVER [record]
 #   nginx   nginx-proxy.conf, for reference
 
 # Log lines the proxy may write: access lines (nginx's combined format) and error lines
-# (an ISO-8601 time stamp first). Anything else (a stack trace, a JVM warning, an
+# (nginx's: a time stamp, then the [level]). Anything else (a stack trace, a JVM warning, an
 # OutOfMemoryError printed by the JVM) is a finding.
 ACCESS_LINE='^[0-9A-Fa-f.:]+ - - \[[0-9]{2}/[A-Za-z]{3}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2} [+-][0-9]{4}\] "'
-ERROR_LINE='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?(Z|[+-][0-9]{2}:[0-9]{2}) '
+ERROR_LINE='^[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} \[[a-z]+\] '
 
 run_mix() { # plain|opts|small|nginx
     local v=$1 port pid out line key value other oome errors f files=()
@@ -674,10 +674,10 @@ report() {
 }
 
 # What the servers complained about during the run: a fast number with errors behind it
-# is not a result. Not complaints: the proxy's "listening on" lines, HAProxy's start-up
-# notices, and its two lines about the descriptor limit being below what maxconn 20000
-# asks for (expected here, see "no strict-limits" in haproxy.cfg).
-EXPECTED_LOG_LINES='listening on|\[NOTICE\]|Cannot raise FD limit|FD limit \([0-9]+\) too low for maxconn'
+# is not a result. Not complaints: the proxy's start-up notices ("started", "listening
+# on"), HAProxy's, and its two lines about the descriptor limit being below what maxconn
+# 20000 asks for (expected here, see "no strict-limits" in haproxy.cfg).
+EXPECTED_LOG_LINES='\[notice\] (started|listening on)|\[NOTICE\]|Cannot raise FD limit|FD limit \([0-9]+\) too low for maxconn'
 report_logs() {
     local f n
     echo
