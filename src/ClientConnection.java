@@ -367,7 +367,7 @@ final class ClientConnection {
         // An answer that came before the request body was all sent (a 413 to an upload, or
         // an echo that streams) ends both connections after it; and one that says the server
         // is closing means it wants no more of the body: stop sending it (RFC 9112 9.5).
-        if (upload != null && !upload.sent()) {
+        if (upload != null && !upload.sent() && !upload.finishing()) {
             if (!reusable) upload.stop(up);
             keepAlive = reusable = false;
         }

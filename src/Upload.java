@@ -69,6 +69,22 @@ final class Upload {
         return sent;
     }
 
+    /**
+     * Whether the upload ends within a moment: a response that came as the last of the
+     * body went out finds the thread that sent it about to say so. A real early answer (to
+     * an upload the server doesn't read) waits this moment once: {@link #GRACE}.
+     */
+    boolean finishing() {
+        try {
+            return await(GRACE) && sent;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
+    }
+
+    private static final Duration GRACE = Duration.ofMillis(20);
+
     /** Why the upload failed, or null (so far). */
     Exception failure() {
         return failure;

@@ -20,6 +20,12 @@ def headers():
     return "\n".join(f"{k}: {v}" for k, v in request.headers.items() if k.startswith("X-") or k == "Host")
 
 
+@app.route("/form", methods=["POST"])
+def form():
+    # A form post: what the app read of the body (AppServerTest sends GETs and these).
+    return f"read {len(request.get_data())} bytes"
+
+
 if __name__ == "__main__":
     server = make_server("127.0.0.1", 0, app, threaded=True)
     print(f"port {server.server_port}", flush=True)
