@@ -32,8 +32,8 @@ import java.util.jar.JarFile;
  * enforced by {@link Watchdog}), {@link HeadReader} (lines off the wire), {@link HttpParser}
  * (heads, {@link Headers}, {@link Body} framing), {@link ClientConnection} (the loop, and
  * {@link IdleConnections} between requests), {@link Forwarding} (header rewriting),
- * {@link Upstreams} (choice, health, pool; names followed by {@link Resolver}),
- * {@link Relay} (bodies, in buffers from
+ * {@link Upstreams} (choice, health, pool; names followed by {@link Resolver}, servers
+ * checked by {@link HealthCheck}), {@link Relay} (bodies, in buffers from
  * {@link BufferPool}), {@link Tunnel} (WebSocket), {@link Log}, {@link HttpError}.
  */
 public final class Proxy implements AutoCloseable {
@@ -54,6 +54,7 @@ public final class Proxy implements AutoCloseable {
     private final Log log;
     private final Upstreams upstreams;
     private final Resolver resolver;       // null: no upstream given by host name
+    private final HealthCheck healthCheck; // null: health_check is off
     private final BufferPool buffers;
     private final IdleConnections idle;
     private final Connections connections;
@@ -174,6 +175,7 @@ public final class Proxy implements AutoCloseable {
         this.log = new Log(config);
         this.upstreams = new Upstreams(config);
         this.resolver = Resolver.start(config, upstreams, log, lookup);
+        this.healthCheck = HealthCheck.start(config, upstreams, log);
         this.buffers = buffers;
         this.idle = new IdleConnections(config.keepaliveTimeout());
         this.connections = new Connections(config.maxConnections());
@@ -353,6 +355,7 @@ public final class Proxy implements AutoCloseable {
             }
         }
         connections.drain();
+        if (healthCheck != null) healthCheck.close();
         if (resolver != null) resolver.close();
         upstreams.close();
         idle.close();

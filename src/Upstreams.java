@@ -22,6 +22,9 @@ import java.util.Map;
  *     {@code fail_timeout} take a server out of the choice for {@code fail_timeout}.
  *     0 disables it. When every server is out, the least recently failed one is tried
  *     anyway rather than refusing without trying.
+ * <li>Health, active: a server that fails its {@link HealthCheck} is out of rotation until it
+ *     passes again, unless every server is out so: then the checks can't tell, and all are
+ *     chosen from as if there were none (max_fails still applies).
  * <li>Peers: each server given by IP address is one peer; one given by host name is a peer
  *     for each address the name has now, with the server's weight, as {@link Resolver} finds
  *     them. A peer whose address went away gets no new requests and keeps no connection.
@@ -52,11 +55,16 @@ final class Upstreams {
         // The shortest idle time after which a pooled connection was found closed by the
         // server: its own keep-alive timeout is at most that. Long.MAX_VALUE: none seen.
         private long closesIdleAfter = Long.MAX_VALUE;
+        private volatile boolean healthy = true; // false: out of rotation by health check
         private boolean retired; // its address went away: no new requests, nothing pooled
 
         Peer(Config.Server entry, InetSocketAddress address) {
             this.entry = entry;
             this.server = new Config.Server(address, entry.weight(), entry.name());
+        }
+
+        boolean healthy() {
+            return healthy;
         }
 
         /** How the logs name it: host:port, and for a server given by name its address too. */
@@ -132,6 +140,7 @@ final class Upstreams {
 
     private final Config config;
     private volatile List<Peer> peers; // immutable; replaced whole when a name's addresses change
+    private int outOfRotation; // peers that failed their health check (guarded by this)
     private final Thread maintenance;
     private boolean closed; // stopping: nothing goes back to the pool (guarded by this)
     private long windowStart = System.nanoTime();
@@ -181,6 +190,11 @@ final class Upstreams {
         return peers.size();
     }
 
+    /** The servers now, for {@link HealthCheck}. */
+    List<Peer> peers() {
+        return peers;
+    }
+
     /**
      * A server given by name now has these addresses ({@link Resolver}): each is a peer, the
      * ones already known keep their state (failures, health, pool), new ones get a new peer,
@@ -206,6 +220,7 @@ final class Upstreams {
             }
             for (Peer gone : known.values()) {
                 gone.retired = true;
+                if (!gone.healthy) outOfRotation--;
                 gone.idle.forEach(i -> idle.add(i.wire()));
                 gone.idle.clear();
             }
@@ -214,13 +229,22 @@ final class Upstreams {
         idle.forEach(Wire::close);
     }
 
+    /** HealthCheck's verdict: a server out of rotation gets no requests, unless every one is out. */
+    synchronized void healthy(Peer p, boolean healthy) {
+        if (p.healthy == healthy || p.retired) return;
+        p.healthy = healthy;
+        outOfRotation += healthy ? -1 : 1;
+    }
+
     /** Picks the next server, skipping the ones already tried for this request; null if none is left. */
     synchronized Peer choose(List<Peer> tried) {
         long now = System.nanoTime();
+        // Out of rotation by health check: no requests, unless every server is (see HealthCheck).
+        boolean skipUnhealthy = outOfRotation > 0 && outOfRotation < peers.size();
         Peer best = null;
         int total = 0;
         for (Peer p : peers) {
-            if (tried.contains(p) || p.downUntil != 0 && now - p.downUntil < 0) continue;
+            if (tried.contains(p) || skipUnhealthy && !p.healthy || p.downUntil != 0 && now - p.downUntil < 0) continue;
             p.score += p.server.weight();
             total += p.server.weight();
             if (best == null || p.score > best.score) best = p;
@@ -230,7 +254,8 @@ final class Upstreams {
             return best;
         }
         for (Peer p : peers) { // all out: try the one that has been out longest
-            if (!tried.contains(p) && (best == null || p.downUntil - best.downUntil < 0)) best = p;
+            if (tried.contains(p) || skipUnhealthy && !p.healthy) continue;
+            if (best == null || p.downUntil - best.downUntil < 0) best = p;
         }
         return best;
     }
