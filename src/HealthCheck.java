@@ -148,7 +148,7 @@ final class HealthCheck implements AutoCloseable {
         int inARow = against.merge(p, 1, Integer::sum);
         if (inARow < (passed ? PASSES : FAILS)) return;
         against.remove(p);
-        upstreams.healthy(p, passed);
+        if (!upstreams.healthy(p, passed)) return;
         log.error(passed ? "upstream " + p.label() + " passed its health check twice, back in rotation"
                 : "upstream " + p.label() + " failed its health check (GET " + config.healthCheck() + ": " + failure
                         + "), out of rotation");

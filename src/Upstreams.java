@@ -23,8 +23,8 @@ import java.util.Map;
  *     0 disables it. When every server is out, the least recently failed one is tried
  *     anyway rather than refusing without trying.
  * <li>Health, active: a server that fails its {@link HealthCheck} is out of rotation until it
- *     passes again, unless every server is out so: then the checks can't tell, and all are
- *     chosen from as if there were none (max_fails still applies).
+ *     passes again. When every server is out by health check, the checks can't tell, and
+ *     all are chosen from as if there were none (max_fails still applies).
  * <li>Peers: each server given by IP address is one peer; one given by host name is a peer
  *     for each address the name has now, with the server's weight, as {@link Resolver} finds
  *     them. A peer whose address went away gets no new requests and keeps no connection.
@@ -229,11 +229,15 @@ final class Upstreams {
         idle.forEach(Wire::close);
     }
 
-    /** HealthCheck's verdict: a server out of rotation gets no requests, unless every one is out. */
-    synchronized void healthy(Peer p, boolean healthy) {
-        if (p.healthy == healthy || p.retired) return;
+    /**
+     * HealthCheck's verdict: a server out of rotation gets no requests, unless every one is
+     * out. False if it changes nothing (the peer's address went away meanwhile).
+     */
+    synchronized boolean healthy(Peer p, boolean healthy) {
+        if (p.healthy == healthy || p.retired) return false;
         p.healthy = healthy;
         outOfRotation += healthy ? -1 : 1;
+        return true;
     }
 
     /** Picks the next server, skipping the ones already tried for this request; null if none is left. */
