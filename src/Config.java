@@ -47,6 +47,9 @@ record Config(
         int nextUpstreamTries,      // 0 = each server once
         Duration nextUpstreamTimeout, // 0 = no limit
         Duration failTimeout,
+        Duration resolveInterval,   // 0 = names are resolved at start only
+        String healthCheck,         // the path checked; "" = no active health checks
+        Duration healthCheckInterval,
         long clientMaxBodySize, // 0 = unlimited
         int maxRequestLine,
         int maxHeaderSize,
@@ -61,8 +64,17 @@ record Config(
         String realIpHeader,
         Map<String, String> headers) { // header name -> template; "" removes the header
 
-    /** One upstream server, as in nginx's {@code server 127.0.0.1:5000 weight=2;}. */
-    record Server(InetSocketAddress address, int weight) {
+    /**
+     * One upstream server, as in nginx's {@code server 127.0.0.1:5000 weight=2;}. One given by
+     * host name has that {@code name}, and its address is the first the name resolved to at
+     * start; {@link Resolver} looks it up again as it runs. One given by IP address has none.
+     */
+    record Server(InetSocketAddress address, int weight, String name) {
+        /** A server given by IP address. */
+        Server(InetSocketAddress address, int weight) {
+            this(address, weight, null);
+        }
+
         String hostPort() {
             return Config.hostPort(address);
         }
@@ -117,6 +129,9 @@ record Config(
         d.put("next_upstream_tries", "0");
         d.put("next_upstream_timeout", "0");
         d.put("fail_timeout", "10s");
+        d.put("resolve_interval", "30s");
+        d.put("health_check", "");
+        d.put("health_check_interval", "5s");
         d.put("client_max_body_size", "1m");
         d.put("max_request_line", "8k");
         d.put("max_header_size", "16k");
@@ -231,6 +246,9 @@ record Config(
                 in.count("next_upstream_tries", 0),
                 in.durationOrZero("next_upstream_timeout"),
                 in.duration("fail_timeout"),
+                in.durationOrZero("resolve_interval"),
+                in.healthCheck("health_check"),
+                in.duration("health_check_interval"),
                 in.size("client_max_body_size", 0, Long.MAX_VALUE),
                 (int) in.size("max_request_line", 64, 1 << 20),
                 maxHeaderSize,
@@ -296,6 +314,8 @@ record Config(
         private static final Pattern SIZE = Pattern.compile("(\\d{1,15})([kmg])?", Pattern.CASE_INSENSITIVE);
         private static final Pattern ADDRESS = Pattern.compile("(?:\\[([0-9A-Fa-f:.]+)]|([^\\s:\\[\\]]+)):(\\d{1,5})");
         private static final Pattern SERVER = Pattern.compile("(\\S+)(?:\\s+weight=(\\d{1,3}))?");
+        /** An absolute path and optional query of URI characters (RFC 3986 3.3, 3.4), as a request line carries it. */
+        private static final Pattern PATH = Pattern.compile("/[A-Za-z0-9._~!$&'()*+,;=:@/?%-]*");
         private static final Pattern HEADER_NAME = Pattern.compile("[!#$%&'*+.^_`|~0-9A-Za-z-]+");
         private static final Pattern VARIABLE = Pattern.compile("\\$[a-z0-9_]+");
         /** error_log = PATH [LEVEL]: a last word that is one of nginx's levels. */
@@ -380,6 +400,16 @@ record Config(
                 throw new Bad("expected a whole number of at least " + min);
             }
             return Integer.parseInt(text);
+        }
+
+        /** A path to check (origin-form, RFC 9112 3.2.1), or empty for none. */
+        String healthCheck(String key) {
+            return read(key, text -> {
+                if (!text.isEmpty() && !PATH.matcher(text).matches()) {
+                    throw new Bad("expected a path such as /healthz, or nothing for no health checks");
+                }
+                return text;
+            });
         }
 
         String log(String key) {
@@ -503,7 +533,17 @@ record Config(
             if (!m.matches()) throw new Bad("expected host:port [weight=N]: '" + text + "'");
             int weight = m.group(2) == null ? 1 : Integer.parseInt(m.group(2));
             if (weight < 1) throw new Bad("weight must be at least 1: '" + text + "'");
-            return new Server(addressOf(m.group(1)), weight);
+            InetSocketAddress address = addressOf(m.group(1));
+            return new Server(address, weight, nameOf(address));
+        }
+
+        /**
+         * The host name an address was given by, or null for an IP address: digits and dots
+         * (IPv4) or with colons (IPv6). InetAddress keeps the name it was looked up by.
+         */
+        private static String nameOf(InetSocketAddress a) {
+            String host = a.getHostString();
+            return host.contains(":") || host.matches("[0-9.]+") ? null : host;
         }
 
         private static List<String> listOf(String text) {

@@ -32,7 +32,8 @@ import java.util.jar.JarFile;
  * enforced by {@link Watchdog}), {@link HeadReader} (lines off the wire), {@link HttpParser}
  * (heads, {@link Headers}, {@link Body} framing), {@link ClientConnection} (the loop, and
  * {@link IdleConnections} between requests), {@link Forwarding} (header rewriting),
- * {@link Upstreams} (choice, health, pool), {@link Relay} (bodies, in buffers from
+ * {@link Upstreams} (choice, health, pool; names followed by {@link Resolver}, servers
+ * checked by {@link HealthCheck}), {@link Relay} (bodies, in buffers from
  * {@link BufferPool}), {@link Tunnel} (WebSocket), {@link Log} ({@link LogFormat},
  * {@link LogFile}), {@link HttpError}.
  */
@@ -53,6 +54,8 @@ public final class Proxy implements AutoCloseable {
     private final Config config;
     private final Log log;
     private final Upstreams upstreams;
+    private final Resolver resolver;       // null: no upstream given by host name
+    private final HealthCheck healthCheck; // null: health_check is off
     private final BufferPool buffers;
     private final IdleConnections idle;
     private final Connections connections;
@@ -101,10 +104,15 @@ public final class Proxy implements AutoCloseable {
 
     /** Starts with the given buffer pool (tests give one that fails on purpose). */
     static Proxy start(Config config, BufferPool buffers) throws Config.Invalid {
+        return start(config, buffers, Resolver.SYSTEM);
+    }
+
+    /** Starts with the given buffer pool and way to resolve names (tests give answers that change). */
+    static Proxy start(Config config, BufferPool buffers, Resolver.Lookup lookup) throws Config.Invalid {
         loadClasses();
         Proxy proxy;
         try {
-            proxy = new Proxy(config, buffers);
+            proxy = new Proxy(config, buffers, lookup);
         } catch (IOException e) {
             throw new Config.Invalid("cannot start: " + e.getMessage()); // a log file that can't be opened, most likely
         }
@@ -164,10 +172,12 @@ public final class Proxy implements AutoCloseable {
         }
     }
 
-    private Proxy(Config config, BufferPool buffers) throws IOException {
+    private Proxy(Config config, BufferPool buffers, Resolver.Lookup lookup) throws IOException {
         this.config = config;
         this.log = new Log(config);
         this.upstreams = new Upstreams(config, log);
+        this.resolver = Resolver.start(config, upstreams, log, lookup);
+        this.healthCheck = HealthCheck.start(config, upstreams, log);
         this.buffers = buffers;
         this.idle = new IdleConnections(config.keepaliveTimeout());
         this.connections = new Connections(config.maxConnections());
@@ -347,6 +357,8 @@ public final class Proxy implements AutoCloseable {
             }
         }
         connections.drain();
+        if (healthCheck != null) healthCheck.close();
+        if (resolver != null) resolver.close();
         upstreams.close();
         idle.close();
     }

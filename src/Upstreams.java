@@ -1,4 +1,5 @@
 import java.io.IOException;
+import java.net.InetSocketAddress;
 import java.net.SocketTimeoutException;
 import java.net.StandardSocketOptions;
 import java.nio.channels.SocketChannel;
@@ -6,7 +7,9 @@ import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The upstream servers: which one gets the next request, which are down, and the idle
@@ -19,6 +22,12 @@ import java.util.List;
  *     {@code fail_timeout} take a server out of the choice for {@code fail_timeout}.
  *     0 disables it. When every server is out, the least recently failed one is tried
  *     anyway rather than refusing without trying.
+ * <li>Health, active: a server that fails its {@link HealthCheck} is out of rotation until it
+ *     passes again. When every server is out by health check, the checks can't tell, and
+ *     all are chosen from as if there were none (max_fails still applies).
+ * <li>Peers: each server given by IP address is one peer; one given by host name is a peer
+ *     for each address the name has now, with the server's weight, as {@link Resolver} finds
+ *     them. A peer whose address went away gets no new requests and keeps no connection.
  * <li>Pool: idle connections per server, newest first, in step with demand (as HAProxy
  *     keeps them): as many as were in use at once lately, at least {@code upstream_keepalive}.
  *     A steady load of a thousand concurrent requests thus finds a thousand connections
@@ -31,9 +40,10 @@ import java.util.List;
  * </ul>
  */
 final class Upstreams {
-    /** One server's state. Guarded by the Upstreams lock. */
+    /** One server's state (for a server given by name, one address's). Guarded by the Upstreams lock. */
     static final class Peer {
-        final Config.Server server;
+        final Config.Server entry;  // the upstream entry it comes from
+        final Config.Server server; // the address it connects to: the entry's, or one its name resolved to
         private int score;
         private volatile int fails;
         private long windowStart;  // nanoTime of the first failure counted in fails
@@ -46,9 +56,22 @@ final class Upstreams {
         // server lately: its own keep-alive timeout is at most that. Long.MAX_VALUE: none seen.
         private long closesIdleAfter = Long.MAX_VALUE;
         private long closesIdleSeen;  // nanoTime of the last such find
+        private volatile boolean healthy = true; // false: out of rotation by health check
+        private boolean retired; // its address went away: no new requests, nothing pooled
 
-        Peer(Config.Server server) {
-            this.server = server;
+        Peer(Config.Server entry, InetSocketAddress address) {
+            this.entry = entry;
+            this.server = new Config.Server(address, entry.weight(), entry.name());
+        }
+
+        boolean healthy() {
+            return healthy;
+        }
+
+        /** How the logs name it: host:port, and for a server given by name its address too. */
+        String label() {
+            return server.name() == null ? server.hostPort()
+                    : server.hostPort() + " (" + Forwarding.ip(server.address()) + ")";
         }
     }
 
@@ -120,7 +143,8 @@ final class Upstreams {
 
     private final Config config;
     private final Log log;
-    private final List<Peer> peers = new ArrayList<>();
+    private volatile List<Peer> peers; // immutable; replaced whole when a name's addresses change
+    private int outOfRotation; // peers that failed their health check (guarded by this)
     private final Thread maintenance;
     private boolean closed; // stopping: nothing goes back to the pool (guarded by this)
     private long windowStart = System.nanoTime();
@@ -128,7 +152,7 @@ final class Upstreams {
     Upstreams(Config config, Log log) {
         this.config = config;
         this.log = log;
-        for (Config.Server s : config.upstream()) peers.add(new Peer(s));
+        peers = config.upstream().stream().map(s -> new Peer(s, s.address())).toList();
         maintenance = Thread.ofVirtual().name("upstream pool").start(this::maintain);
     }
 
@@ -169,18 +193,70 @@ final class Upstreams {
         return out;
     }
 
-    /** How many servers there are. */
+    /** How many servers there are (each address of a name counted). */
     int size() {
         return peers.size();
+    }
+
+    /** The servers now, for {@link HealthCheck}. */
+    List<Peer> peers() {
+        return peers;
+    }
+
+    /**
+     * A server given by name now has these addresses ({@link Resolver}): each is a peer, the
+     * ones already known keep their state (failures, health, pool), new ones get a new peer,
+     * and the peers of addresses that went away get no new requests and their idle
+     * connections are closed (a connection lent now is closed when it is given back).
+     */
+    void readdress(Config.Server entry, List<InetSocketAddress> addresses) {
+        List<Wire> idle = new ArrayList<>();
+        synchronized (this) {
+            Map<InetSocketAddress, Peer> known = new HashMap<>(); // the entry's peers until now
+            for (Peer p : peers) {
+                if (p.entry == entry) known.put(p.server.address(), p); // identity: two equal entries are two servers
+            }
+            List<Peer> next = new ArrayList<>();
+            boolean placed = false;
+            for (Peer p : peers) {
+                if (p.entry != entry) {
+                    next.add(p);
+                } else if (!placed) { // the entry's peers now, where its first one was
+                    for (InetSocketAddress a : addresses) next.add(known.containsKey(a) ? known.remove(a) : new Peer(entry, a));
+                    placed = true;
+                }
+            }
+            for (Peer gone : known.values()) {
+                gone.retired = true;
+                if (!gone.healthy) outOfRotation--;
+                gone.idle.forEach(i -> idle.add(i.wire()));
+                gone.idle.clear();
+            }
+            peers = List.copyOf(next);
+        }
+        idle.forEach(Wire::close);
+    }
+
+    /**
+     * HealthCheck's verdict: a server out of rotation gets no requests, unless every one is
+     * out. False if it changes nothing (the peer's address went away meanwhile).
+     */
+    synchronized boolean healthy(Peer p, boolean healthy) {
+        if (p.healthy == healthy || p.retired) return false;
+        p.healthy = healthy;
+        outOfRotation += healthy ? -1 : 1;
+        return true;
     }
 
     /** Picks the next server, skipping the ones already tried for this request; null if none is left. */
     synchronized Peer choose(List<Peer> tried) {
         long now = System.nanoTime();
+        // Out of rotation by health check: no requests, unless every server is (see HealthCheck).
+        boolean skipUnhealthy = outOfRotation > 0 && outOfRotation < peers.size();
         Peer best = null;
         int total = 0;
         for (Peer p : peers) {
-            if (tried.contains(p) || p.downUntil != 0 && now - p.downUntil < 0) continue;
+            if (tried.contains(p) || skipUnhealthy && !p.healthy || p.downUntil != 0 && now - p.downUntil < 0) continue;
             p.score += p.server.weight();
             total += p.server.weight();
             if (best == null || p.score > best.score) best = p;
@@ -190,7 +266,8 @@ final class Upstreams {
             return best;
         }
         for (Peer p : peers) { // all out: try the one that has been out longest
-            if (!tried.contains(p) && (best == null || p.downUntil - best.downUntil < 0)) best = p;
+            if (tried.contains(p) || skipUnhealthy && !p.healthy) continue;
+            if (best == null || p.downUntil - best.downUntil < 0) best = p;
         }
         return best;
     }
@@ -251,7 +328,7 @@ final class Upstreams {
             if (!c.end()) return; // already ended
             Peer p = c.peer();
             boolean worn = c.requests + 1 >= config.upstreamKeepaliveRequests();
-            if (!closed && !worn && config.upstreamKeepalive() > 0 && p.idle.size() < keep(p)) {
+            if (!closed && !worn && !p.retired && config.upstreamKeepalive() > 0 && p.idle.size() < keep(p)) {
                 p.idle.addFirst(new Idle(w, System.nanoTime(), c.requests + 1));
                 return;
             }

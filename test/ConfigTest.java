@@ -106,11 +106,44 @@ class ConfigTest {
             "log_format | $remote_addr $bogus",
             "log_format | ' '",
             "header.X-Id | $request_time",
+            "upstream | no-such-host.invalid:5000",
+            "resolve_interval | soon",
+            "resolve_interval | 1d",
+            "health_check | healthz",
+            "health_check | /a b",
+            "health_check | http://a/healthz",
+            "health_check_interval | 0",
+            "health_check_interval | 5 s",
     })
     void badValuesAreRejectedNamingTheKey(String key, String value) {
         var e = assertThrows(Config.Invalid.class, () -> Config.from(Map.of(key, value), "my.properties"));
         assertTrue(e.getMessage().startsWith("my.properties: key '" + key + "'"), e.getMessage());
         assertEquals(1, e.problems().size(), "one bad value is one problem, not a cascade: " + e.problems());
+    }
+
+    @Test
+    void aServerGivenByNameIsResolvedAtStartAndKeepsItsName() throws Exception {
+        Config c = Config.from(Map.of("upstream", "localhost:5000, 127.0.0.1:5001 weight=2, [::1]:5002"), "t");
+        var named = c.upstream().get(0);
+        assertEquals("localhost", named.name(), "looked up again as it runs (Resolver)");
+        assertTrue(named.address().getAddress().isLoopbackAddress(), "resolved at start: " + named.address());
+        assertEquals("localhost:5000", named.hostPort(), "the Host of a request without one");
+        assertEquals(null, c.upstream().get(1).name(), "an IPv4 address is never looked up");
+        assertEquals(2, c.upstream().get(1).weight());
+        assertEquals(null, c.upstream().get(2).name(), "nor an IPv6 one");
+    }
+
+    @Test
+    void reResolvingIsOnAndHealthChecksAreOffByDefault() throws Exception {
+        Config d = Config.from(Map.of(), "t");
+        assertEquals(Duration.ofSeconds(30), d.resolveInterval(), "Java's own cache keeps answers 30 s");
+        assertEquals("", d.healthCheck());
+        assertEquals(Duration.ofSeconds(5), d.healthCheckInterval());
+        Config c = Config.from(Map.of("resolve_interval", "0", "health_check", "/healthz?full=1",
+                "health_check_interval", "200ms"), "t");
+        assertEquals(Duration.ZERO, c.resolveInterval(), "0: names are looked up at start only");
+        assertEquals("/healthz?full=1", c.healthCheck());
+        assertEquals(Duration.ofMillis(200), c.healthCheckInterval());
     }
 
     @Test

@@ -324,8 +324,19 @@ final class TestSupport {
         }
 
         Backend(Handler handler) throws IOException {
+            this(handler, new InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0));
+        }
+
+        /** A backend on this address (port 0: a free one), such as [::1] beside one on 127.0.0.1. */
+        Backend(Handler handler, InetSocketAddress address) throws IOException {
             this.handler = handler;
-            server = new ServerSocket(0, 1000, java.net.InetAddress.getLoopbackAddress());
+            server = new ServerSocket();
+            try {
+                server.bind(address, 1000);
+            } catch (IOException e) {
+                server.close();
+                throw e;
+            }
             Thread.ofVirtual().start(this::acceptLoop);
         }
 
