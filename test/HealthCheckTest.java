@@ -110,25 +110,6 @@ class HealthCheckTest {
         return String.join(" ", names);
     }
 
-    private static List<String> errorLog(Config config) throws IOException {
-        return Files.readAllLines(Path.of(config.errorLog()));
-    }
-
-    /**
-     * The lines that contain {@code part}, once there are at least {@code n} of them or
-     * TestSupport.WAIT has passed: the log is written a moment after the event.
-     */
-    private static long awaitCount(Config config, int n, String part) throws Exception {
-        long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
-        long c;
-        while ((c = count(errorLog(config), part)) < n && System.nanoTime() - deadline < 0) Thread.sleep(10);
-        return c;
-    }
-
-    private static long count(List<String> lines, String part) {
-        return lines.stream().filter(l -> l.contains(part)).count();
-    }
-
     @Test
     void aServerFailingTwoChecksGetsNoRequestsUntilItPassesTwo() throws Exception {
         try (var good = new App("good"); var bad = new App("bad")) {
@@ -140,7 +121,7 @@ class HealthCheckTest {
                 assertEquals("good good good good good good", served(proxy, 6));
                 assertEquals(0, bad.requests.size(), "out of rotation: no request reached it");
                 String out = "upstream 127.0.0.1:" + bad.port() + " failed its health check (GET /healthz: 503), out of rotation";
-                assertEquals(1, awaitCount(config, 1, out), errorLog(config).toString());
+                assertEquals(1, TestSupport.awaitCount(config, 1, out), TestSupport.errorLog(config).toString());
 
                 status.set(200);
                 int passed = 0;
@@ -149,8 +130,8 @@ class HealthCheckTest {
                 served(proxy, 4);
                 assertEquals(2, bad.requests.size(), "back in rotation: every other request");
                 String back = "upstream 127.0.0.1:" + bad.port() + " passed its health check twice, back in rotation";
-                assertEquals(1, awaitCount(config, 1, back), errorLog(config).toString());
-                assertEquals(0, count(errorLog(config), "upstream 127.0.0.1:" + good.port()), "the good one: nothing to say");
+                assertEquals(1, TestSupport.awaitCount(config, 1, back), TestSupport.errorLog(config).toString());
+                assertEquals(0, TestSupport.count(TestSupport.errorLog(config), "upstream 127.0.0.1:" + good.port()), "the good one: nothing to say");
             }
         }
     }
@@ -164,7 +145,7 @@ class HealthCheckTest {
                 flaky.checks(5);
                 served(proxy, 4);
                 assertEquals(2, flaky.requests.size(), "still in rotation");
-                assertEquals(0, count(errorLog(config), "out of rotation"));
+                assertEquals(0, TestSupport.count(TestSupport.errorLog(config), "out of rotation"));
             }
         }
     }
@@ -181,7 +162,7 @@ class HealthCheckTest {
                 // Each check ends after 600 ms, 200 ms apart: the third ends after about 2.2 s.
                 assertTrue(took >= 1500, "three checks without an answer ended after " + took + " ms");
                 assertEquals("good good good good", served(proxy, 4));
-                assertEquals(1, awaitCount(config, 1, "upstream 127.0.0.1:" + hung.port()
+                assertEquals(1, TestSupport.awaitCount(config, 1, "upstream 127.0.0.1:" + hung.port()
                         + " failed its health check (GET /healthz: no answer within 600 ms), out of rotation"));
             }
         }
@@ -196,7 +177,7 @@ class HealthCheckTest {
             try (var proxy = Proxy.start(config)) {
                 a.checks(3);
                 b.checks(3);
-                assertEquals(2, awaitCount(config, 2, "out of rotation"), "both are out");
+                assertEquals(2, TestSupport.awaitCount(config, 2, "out of rotation"), "both are out");
                 for (int i = 0; i < 4; i++) {
                     assertEquals(200, TestSupport.exchange(TestSupport.port(proxy), GET).status(), "answered, not 502");
                 }

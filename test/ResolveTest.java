@@ -89,25 +89,6 @@ class ResolveTest {
         return Proxy.start(config, new BufferPool(config.bufferMemory()), lookup);
     }
 
-    private static List<String> errorLog(Config config) throws IOException {
-        return Files.readAllLines(Path.of(config.errorLog()));
-    }
-
-    /**
-     * The lines that contain {@code part}, once there are at least {@code n} of them or
-     * TestSupport.WAIT has passed: the log is written a moment after the event.
-     */
-    private static long awaitCount(Config config, int n, String part) throws Exception {
-        long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
-        long c;
-        while ((c = count(errorLog(config), part)) < n && System.nanoTime() - deadline < 0) Thread.sleep(10);
-        return c;
-    }
-
-    private static long count(List<String> lines, String part) {
-        return lines.stream().filter(l -> l.contains(part)).count();
-    }
-
     @Test
     @EnabledIf("localhostHasBothAddresses")
     void bothAddressesOfLocalhostGetRequests() throws Exception {
@@ -134,8 +115,8 @@ class ResolveTest {
             assertEquals(1, v6.connections.get(), "::1 got one request, failed it, and is out");
             assertEquals(1, failed);
             assertEquals(5, v4.received.size(), "127.0.0.1 served the rest");
-            assertEquals(1, awaitCount(config, 1, "upstream localhost:" + v4.port() + ": now at [127.0.0.1, ::1], was at [127.0.0.1]"),
-                    "the start found both addresses: " + errorLog(config));
+            assertEquals(1, TestSupport.awaitCount(config, 1, "upstream localhost:" + v4.port() + ": now at [127.0.0.1, ::1], was at [127.0.0.1]"),
+                    "the start found both addresses: " + TestSupport.errorLog(config));
         }
     }
 
@@ -159,7 +140,7 @@ class ResolveTest {
             assertEquals(0, v4.received.size(), "no request went to the old address");
             assertEquals(3, v6.received.size());
             TestSupport.awaitText(Path.of(config.errorLog()), "now at [::1]"); // the log is written a moment later
-            assertEquals(1, awaitCount(config, 1, "upstream localhost:" + v4.port() + ": now at [::1], was at [127.0.0.1]"));
+            assertEquals(1, TestSupport.awaitCount(config, 1, "upstream localhost:" + v4.port() + ": now at [::1], was at [127.0.0.1]"));
         }
     }
 
@@ -182,13 +163,13 @@ class ResolveTest {
                 assertEquals("v4", TestSupport.exchange(port, GET).bodyText(), "the last known address still serves");
                 String failure = "upstream localhost:" + backend.port() + ": cannot resolve localhost (localhost: Temporary failure"
                         + " in name resolution); keeping its last known addresses [127.0.0.1] until it resolves again";
-                assertEquals(1, awaitCount(config, 1, failure), "one line for four failed lookups: " + errorLog(config));
+                assertEquals(1, TestSupport.awaitCount(config, 1, failure), "one line for four failed lookups: " + TestSupport.errorLog(config));
 
                 resolves.set(true);
                 // Three more lookups: the third begins once the second, which resolved, has logged.
                 assertTrue(lookups.tryAcquire(3, 10, TimeUnit.SECONDS));
-                assertEquals(1, awaitCount(config, 1, "upstream localhost:" + backend.port() + ": localhost resolves again"));
-                assertEquals(1, awaitCount(config, 1, failure));
+                assertEquals(1, TestSupport.awaitCount(config, 1, "upstream localhost:" + backend.port() + ": localhost resolves again"));
+                assertEquals(1, TestSupport.awaitCount(config, 1, failure));
                 assertEquals("v4", TestSupport.exchange(port, GET).bodyText());
             }
         }

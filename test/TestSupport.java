@@ -100,6 +100,26 @@ final class TestSupport {
         }
     }
 
+    /** The lines of the proxy's error log (a file, in the tests that read it). */
+    static List<String> errorLog(Config config) throws IOException {
+        return Files.readAllLines(Path.of(config.errorLog()));
+    }
+
+    /**
+     * The error log's lines that contain {@code part}, once there are at least {@code n} of
+     * them or WAIT has passed: the log is written a moment after the event.
+     */
+    static long awaitCount(Config config, int n, String part) throws Exception {
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        long c;
+        while ((c = count(errorLog(config), part)) < n && System.nanoTime() - deadline < 0) Thread.sleep(10);
+        return c;
+    }
+
+    static long count(List<String> lines, String part) {
+        return lines.stream().filter(l -> l.contains(part)).count();
+    }
+
     /** The file's text once it contains the string, waiting at most WAIT. */
     static String awaitText(Path file, String wanted) throws IOException, InterruptedException {
         long deadline = System.nanoTime() + WAIT.toNanos();
