@@ -299,7 +299,7 @@ final class ClientConnection {
     private HttpError uploadFailed(Upstreams.Connection up, IOException e) {
         Exception cause = upload.failure();
         if (cause instanceof HttpError bad) return bad; // 400, 413: the client's body
-        if (cause instanceof Relay.ReadFailed) return HttpError.abort("reading request body: " + cause.getMessage());
+        if (cause instanceof Relay.ReadFailed r) return HttpError.clientGone("reading request body: " + r.getMessage(), r);
         upstreams.failed(up.peer());
         if (cause != null && cause.getCause() instanceof Wire.Timeout) {
             return new HttpError(504, "sending request body: " + cause.getMessage(), true);

@@ -105,4 +105,24 @@ class FullDuplexTest {
             assertEquals(200, client.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n").read().status());
         }
     }
+
+    @Test
+    void aClientThatLeavesMidUploadIs499AndNoErrorOfTheUpstreams() throws Exception {
+        var access = java.nio.file.Files.createTempFile(TestSupport.TEMP, "access", ".log");
+        var errors = java.nio.file.Files.createTempFile(TestSupport.TEMP, "error", ".log");
+        try (var backend = new TestSupport.Backend(); var proxy = TestSupport.proxy(backend.port(),
+                "access_log", access.toString(), "error_log", errors.toString() + " info")) {
+            try (var client = new TestSupport.Client(TestSupport.port(proxy))) {
+                client.send("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n");
+                Thread.sleep(100); // the head has gone upstream, the body is on its way (an Upload)
+                client.send("0123456789");
+            } // and the client is gone
+            backend.nextEnded(); // the upstream saw its body cut short: the proxy closed that connection
+            String line = TestSupport.awaitLines(access, 1);
+            assertTrue(line.contains("\"POST /upload HTTP/1.1\" 499 "), line);
+            String log = TestSupport.awaitText(errors, "client went away");
+            assertTrue(log.contains("[info]"), log);
+            assertTrue(!log.contains("[error]"), "the client's leaving is no error of the upstream's: " + log);
+        }
+    }
 }
