@@ -36,14 +36,15 @@ JAVAC = $(JDK)/bin/javac
 #                       too: 182 MiB of RSS with 10,000 idle connections where Serial takes 88.)
 #   -Xmn8m              a small young generation: the memory it touches stays resident, and
 #                       connections, not eden, should decide the RSS.
-#   -XX:MaxRAMPercentage=2 -XX:MinRAMPercentage=35
+#   -XX:MaxRAMPercentage=2
 #                       the heap: on a big host 2 % of its memory, at least 124 MiB (484 MiB on
-#                       24 GiB); in a container under 354 MiB, 35 % of it (45 MiB of 128 MB;
-#                       the JVM's own rule would take half), as the JVM's rule for small memory
-#                       goes. Serial grows its old generation with every promotion until the
-#                       heap is full, so it needs a bound (without one: 2.8 GB after the
-#                       benchmark's load here), but a fixed -Xmx could be more than a small
-#                       container has. buffer_memory follows the heap.
+#                       24 GiB); in a small container half of it (64 MiB of 128 MB), as the
+#                       JVM's rule for small memory goes. Serial grows its old generation with
+#                       every promotion until the heap is full, so it needs a bound (without
+#                       one: 2.8 GB after the benchmark's load here), but a fixed -Xmx could be
+#                       more than a small container has. buffer_memory follows the heap. (Less
+#                       than half is not enough: with 42 %, the 128 MB run's 1,500 stalled
+#                       uploads, two threads each, and 10,000 idle connections run out of heap.)
 #   -XX:+UseCompactObjectHeaders -XX:TrimNativeHeapInterval=1000     (JDK 25 and newer)
 #                       8-byte object headers, 10 % less heap for the same connections; and
 #                       memory the JIT compiler used and freed goes back to the system within
@@ -54,7 +55,7 @@ JAVAC = $(JDK)/bin/javac
 #                       class path, hence out/proxy.jar. -Xlog:cds=off keeps it quiet.
 JDK_VERSION := $(shell [ -n "$(JDK)" ] && $(JAVAC) -version 2>&1 | sed -nE 's/^javac ([0-9]+).*/\1/p')
 JDK25_OPTS := $(if $(shell [ "$(JDK_VERSION)" -ge 25 ] 2>/dev/null && echo y),-XX:+UseCompactObjectHeaders -XX:TrimNativeHeapInterval=1000)
-SERVER_OPTS = -XX:+UseSerialGC -Xmn8m -XX:MaxRAMPercentage=2 -XX:MinRAMPercentage=35 $(JDK25_OPTS)
+SERVER_OPTS = -XX:+UseSerialGC -Xmn8m -XX:MaxRAMPercentage=2 $(JDK25_OPTS)
 JVM_OPTS ?= $(SERVER_OPTS) -XX:+AutoCreateSharedArchive -XX:SharedArchiveFile=out/proxy.jsa -Xlog:cds=off -Xlog:cds+dynamic=off
 
 # A container of 256 MB or less (the image's options): the same, with the JIT's first tier

@@ -192,9 +192,10 @@ public final class Proxy implements AutoCloseable {
                 backoff = 0;
             } catch (ClosedChannelException e) {
                 return;
-            } catch (IOException e) {
-                // Out of file descriptors, most likely: retrying at once would spin a core and
-                // flood the log. Wait for connections to close, and say so once per wait.
+            } catch (IOException | OutOfMemoryError e) {
+                // Out of file descriptors (or of memory), most likely: retrying at once would
+                // spin a core and flood the log. Wait for connections to close, and say so.
+                // Never end: without this thread the listener would be dead for good.
                 backoff = Math.min(backoff == 0 ? 5 : backoff * 2, 1000);
                 log.error("accept: " + e.getMessage() + "; retrying in " + backoff + " ms");
                 try {
