@@ -505,6 +505,34 @@ class GzipTest {
         }
     }
 
+    static boolean curlInstalled() {
+        return Files.isExecutable(Path.of("/usr/bin/curl"));
+    }
+
+    @Test
+    @org.junit.jupiter.api.condition.EnabledIf("curlInstalled")
+    void curlCompressedGetsByteIdenticalContent() throws Exception {
+        Path dir = Files.createTempDirectory(TestSupport.TEMP, "curl");
+        try (TestSupport.Backend backend = new TestSupport.Backend(site());
+             Proxy proxy = TestSupport.proxy(backend.port(), "gzip", "on")) {
+            String url = "http://127.0.0.1:" + TestSupport.port(proxy) + "/";
+            curl("-o", dir.resolve("plain").toString(), "-D", dir.resolve("plain.head").toString(), url);
+            curl("--compressed", "-o", dir.resolve("gzip").toString(), "-D", dir.resolve("gzip.head").toString(), url);
+            assertArrayEquals(PAGE, Files.readAllBytes(dir.resolve("plain")));
+            assertArrayEquals(PAGE, Files.readAllBytes(dir.resolve("gzip")));
+            assertFalse(Files.readString(dir.resolve("plain.head")).contains("Content-Encoding"));
+            assertTrue(Files.readString(dir.resolve("gzip.head")).contains("Content-Encoding: gzip"));
+        }
+    }
+
+    static void curl(String... args) throws Exception {
+        List<String> command = new ArrayList<>(List.of("curl", "-sS", "--max-time", "10"));
+        command.addAll(List.of(args));
+        try (Child curl = Child.start(command)) {
+            assertEquals(0, curl.waitFor(java.time.Duration.ofSeconds(15)), "curl:\n" + curl);
+        }
+    }
+
     @Test
     void configKeys() throws Exception {
         assertNull(Config.from(Map.of(), "t").gzip(), "off when the key is absent");
