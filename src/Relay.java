@@ -262,6 +262,7 @@ final class Relay {
         private final Wire to;
         private final boolean chunked;
         private final Gzip.Encoder gzip; // null: the body goes out as it came
+        private final Gzip.Out framed = this::frame; // where the encoder's output goes
         private ByteBuffer head;
 
         Sink(Wire to, boolean chunked, ByteBuffer head, Gzip.Encoder gzip) {
@@ -272,7 +273,7 @@ final class Relay {
         }
 
         void write(ByteBuffer data) throws IOException {
-            if (gzip != null) gzip.write(data, this::frame);
+            if (gzip != null) gzip.write(data, framed);
             else frame(data);
         }
 
@@ -286,12 +287,12 @@ final class Relay {
         }
 
         void flushHead() throws IOException {
-            if (gzip != null) gzip.flush(this::frame);
+            if (gzip != null) gzip.flush(framed);
             if (head != null) send();
         }
 
         void finish() throws IOException {
-            if (gzip != null) gzip.finish(this::frame);
+            if (gzip != null) gzip.finish(framed);
             if (chunked) send(ByteBuffer.wrap(LAST_CHUNK));
             else flushHead();
         }
