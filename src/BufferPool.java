@@ -27,7 +27,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * hold no buffers at all while they dawdle (see Relay.Source).
  *
  * <p>gzip's deflaters hold native memory of the same kind and are counted in the same
- * budget ({@link #deflaters}, {@link Gzip.Deflaters}): made only when a response is
+ * budget ({@link #deflaters}, {@link Deflaters}): made only when a response is
  * compressed, so with gzip off they cost nothing.
  */
 class BufferPool {
@@ -41,7 +41,7 @@ class BufferPool {
     private final ConcurrentLinkedQueue<ByteBuffer> large = new ConcurrentLinkedQueue<>();
 
     /** The deflaters for gzip, counted in this budget ({@link #reserve}). */
-    final Gzip.Deflaters deflaters = new Gzip.Deflaters(this);
+    final Deflaters deflaters = new Deflaters(this);
 
     BufferPool(long budget) {
         this.budget = budget;

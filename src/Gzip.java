@@ -2,8 +2,6 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.zip.CRC32;
 import java.util.zip.Deflater;
 
@@ -21,11 +19,10 @@ import java.util.zip.Deflater;
  *       read that may wait on the upstream, what was compressed so far is sync-flushed,
  *       so a server-sent event reaches the client when it is sent, not when the next one
  *       fills a deflate block.
- *   <li>{@link Deflaters}: zlib's state is native memory, about 256 KiB per deflater (the
- *       window, hash chains and pending buffer of deflateInit2 with windowBits 15, memLevel
- *       8), invisible to the heap limit. So deflaters are counted in {@link BufferPool}'s
- *       budget, at most half of it, and kept for reuse ({@link Deflater#reset}); when none
- *       is free, the response goes out uncompressed, never an error.
+ *   <li>{@link Deflaters} (a file of its own): zlib's state is native memory, about
+ *       256 KiB per deflater, invisible to the heap limit. So deflaters are counted in
+ *       {@link BufferPool}'s budget, at most half of it, and kept for reuse; when none is
+ *       free, the response goes out uncompressed, never an error.
  * </ol>
  *
  * <p>Off (no {@code gzip = on}), {@link Config#gzip} is null and {@link #start} returns at
@@ -46,11 +43,6 @@ final class Gzip {
     static final String DEFAULT_TYPES = "text/* application/json application/javascript application/xml "
             + "application/xhtml+xml application/rss+xml application/atom+xml application/ld+json "
             + "application/manifest+json application/problem+json application/x-javascript image/svg+xml";
-
-    /** What one deflater is counted as in the budget: zlib's ~262 KiB and our output buffer. */
-    static final int DEFLATER_COST = 320 * 1024;
-    /** Where compressed bytes collect before they go out as one piece (a chunk). */
-    static final int OUTPUT = 32 * 1024;
 
     /** The gzip member header (RFC 1952 2.3): magic, deflate, no flags, no mtime, no extra flags, OS unknown. */
     private static final byte[] HEADER = {0x1f, (byte) 0x8b, 8, 0, 0, 0, 0, 0, 0, (byte) 0xff};
@@ -279,84 +271,6 @@ final class Gzip {
             if (closed) return;
             closed = true;
             pool.give(unit);
-        }
-    }
-
-    /**
-     * The deflaters, within the memory budget: made on demand while the budget's share
-     * allows (half of it, as for large buffers, so compression can't starve the transfers),
-     * kept for reuse, each with its direct output buffer. Closed at shutdown: the idle ones
-     * are ended at once, the ones in use as they come back.
-     */
-    static final class Deflaters {
-        /** A deflater and the direct buffer its output collects in, counted as one {@link #DEFLATER_COST}. */
-        record Unit(Deflater deflater, ByteBuffer output) {}
-
-        private final BufferPool budget;
-        private final ConcurrentLinkedQueue<Unit> idle = new ConcurrentLinkedQueue<>();
-        private final AtomicInteger made = new AtomicInteger();
-        private volatile boolean closed;
-
-        Deflaters(BufferPool budget) {
-            this.budget = budget;
-        }
-
-        /** A deflater at this level, ready for a new stream, or null if the budget allows none now. */
-        Unit take(int level) {
-            Unit u = idle.poll();
-            if (u != null) {
-                u.deflater.setLevel(level); // takes effect with the first deflate of the stream
-                return u;
-            }
-            if (closed) return null;
-            if ((long) made.incrementAndGet() * DEFLATER_COST > budget.budget() / 2 || !budget.reserve(DEFLATER_COST)) {
-                made.decrementAndGet();
-                return null;
-            }
-            try {
-                return new Unit(new Deflater(level, true), ByteBuffer.allocateDirect(OUTPUT));
-            } catch (OutOfMemoryError e) { // the JVM's direct memory is below our budget: do without
-                made.decrementAndGet();
-                budget.release(DEFLATER_COST);
-                return null;
-            }
-        }
-
-        /** Gives a unit back: reset for the next stream, or ended if the pool is closed. */
-        void give(Unit u) {
-            if (closed) {
-                end(u);
-                return;
-            }
-            u.deflater.reset();
-            idle.offer(u);
-            if (closed) drain(); // closed meanwhile: don't leave it behind
-        }
-
-        /** Deflaters that exist (idle or in use): each counted in the budget. */
-        int made() {
-            return made.get();
-        }
-
-        /** Deflaters idle in the pool. */
-        int idle() {
-            return idle.size();
-        }
-
-        /** At shutdown: ends the idle deflaters now, and the others as they are given back. */
-        void close() {
-            closed = true;
-            drain();
-        }
-
-        private void drain() {
-            for (Unit u; (u = idle.poll()) != null; ) end(u);
-        }
-
-        private void end(Unit u) {
-            u.deflater.end();
-            made.decrementAndGet();
-            budget.release(DEFLATER_COST);
         }
     }
 }

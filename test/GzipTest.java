@@ -223,10 +223,10 @@ class GzipTest {
     @Test
     void deflatersComeFromTheBudgetAndNoneFreeMeansIdentity() {
         BufferPool pool = new BufferPool(1 << 20); // half of it holds one deflater
-        Gzip.Deflaters d = pool.deflaters;
-        Gzip.Deflaters.Unit first = d.take(1);
+        Deflaters d = pool.deflaters;
+        Deflaters.Unit first = d.take(1);
         assertNotNull(first);
-        assertEquals(Gzip.DEFLATER_COST, pool.made(), "counted in the budget");
+        assertEquals(Deflaters.COST, pool.made(), "counted in the budget");
         assertNull(d.take(1), "the budget's share is spent");
         assertNull(Gzip.start(ON, pool, request("GET", "gzip"), response("text/plain"), Body.CHUNKED, false),
                 "no deflater: uncompressed");
@@ -518,7 +518,7 @@ class GzipTest {
             }
             for (Future<byte[]> f : all) assertArrayEquals(big, f.get(50, TimeUnit.SECONDS));
             BufferPool buffers = proxy.buffers();
-            int cap = (int) (buffers.budget() / 2 / Gzip.DEFLATER_COST);
+            int cap = (int) (buffers.budget() / 2 / Deflaters.COST);
             assertTrue(buffers.deflaters.made() <= cap, buffers.deflaters.made() + " deflaters, at most " + cap);
             assertTrue(buffers.made() <= buffers.budget(), "within buffer_memory");
             assertTrue(compressed.get() > 0, "some went out compressed");
