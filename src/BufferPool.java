@@ -25,6 +25,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>The budget holds because buffers are lent only while data flows: {@link Relay} gives
  * its buffer back before it waits on a peer that sends slowly, so a thousand slow clients
  * hold no buffers at all while they dawdle (see Relay.Source).
+ *
+ * <p>gzip's deflaters hold native memory of the same kind and are counted in the same
+ * budget ({@link #deflaters}, {@link Deflaters}): made only when a response is
+ * compressed, so with gzip off they cost nothing.
  */
 class BufferPool {
     static final int SMALL = 64 * 1024;
@@ -35,6 +39,9 @@ class BufferPool {
     private final AtomicLong madeLarge = new AtomicLong(); // of which large
     private final ConcurrentLinkedQueue<ByteBuffer> small = new ConcurrentLinkedQueue<>();
     private final ConcurrentLinkedQueue<ByteBuffer> large = new ConcurrentLinkedQueue<>();
+
+    /** The deflaters for gzip, counted in this budget ({@link #reserve}). */
+    final Deflaters deflaters = new Deflaters(this);
 
     BufferPool(long budget) {
         this.budget = budget;
@@ -84,6 +91,20 @@ class BufferPool {
     void give(ByteBuffer b) {
         if (b == null) return;
         (b.capacity() == LARGE ? large : small).offer(b.clear());
+    }
+
+    /** Counts {@code bytes} of something other than a buffer (a deflater) in the budget; false if it has no room. */
+    boolean reserve(long bytes) {
+        if (made.addAndGet(bytes) > budget) {
+            made.addAndGet(-bytes);
+            return false;
+        }
+        return true;
+    }
+
+    /** Gives back what {@link #reserve} counted. */
+    void release(long bytes) {
+        made.addAndGet(-bytes);
     }
 
     /** The allocation itself (tests make it fail). */

@@ -48,7 +48,8 @@ final class ClientConnection {
     private java.net.InetAddress remoteAddr; // the client's address: the peer's, or behind trusted proxies (RealIp)
     private boolean reset;            // end with RST: a response was cut short
     private int status;
-    private long bodyBytesSent;
+    private long bodyBytesSent;       // what went on the wire: compressed, if it was (Gzip)
+    private String gzipRatio;         // $gzip_ratio, or null
     private long started;             // System.nanoTime() as the exchange began: $request_time
     private List<LogFormat.Attempt> attempts; // the upstream servers tried, or null: $upstream_*
     private String requestId;         // $request_id, made when first used
@@ -99,6 +100,7 @@ final class ClientConnection {
         remoteAddr = null;
         status = 0;
         bodyBytesSent = 0;
+        gzipRatio = null;
         started = System.nanoTime();
         boolean open;
         try {
@@ -114,7 +116,7 @@ final class ClientConnection {
         if (requestLine != null) {
             InetSocketAddress remote = remoteAddr == null ? client.remote : new InetSocketAddress(remoteAddr, client.remote.getPort());
             log.access(new LogFormat.Entry(remote, requestLine, request, status, bodyBytesSent,
-                    System.nanoTime() - started, attempts, this::requestId));
+                    System.nanoTime() - started, attempts, this::requestId, gzipRatio));
         }
         request = null; // an idle connection holds nothing of the last exchange
         requestLine = null;
@@ -374,10 +376,18 @@ final class ClientConnection {
         // An HTTP/1.0 client can't read chunked: it gets the body raw, then the close.
         Body out = in instanceof Body.Chunked || in instanceof Body.UntilClose
                 ? (req.http11() ? Body.CHUNKED : Body.UNTIL_CLOSE) : in;
+        // gzip: compressed if the client accepts it and the response allows it; its length is
+        // then known only at the end, so the body goes chunked, or raw until the close.
+        Gzip.Encoder gzip = Gzip.start(config.gzip(), buffers, req, resp, in, upgrade != null);
+        if (gzip != null) out = req.http11() ? Body.CHUNKED : Body.UNTIL_CLOSE;
         if (out instanceof Body.UntilClose || connections.draining()) keepAlive = false; // stopping: the last response
         ByteBuffer head = ByteBuffer.wrap(Forwarding.responseHead(resp, out, keepAlive, false));
-        try {
-            bodyBytesSent = Relay.copy(up.wire(), in, client, out, head, 0, buffers);
+        try (gzip) {
+            bodyBytesSent = Relay.copy(up.wire(), in, client, out, head, 0, buffers, gzip);
+            if (gzip != null) {
+                bodyBytesSent = gzip.bytesOut();
+                gzipRatio = Gzip.ratio(gzip.bytesIn(), gzip.bytesOut());
+            }
         } catch (IOException | HttpError e) {
             up.close();
             // The head waits to go out with the first piece of the body: if the body was bad

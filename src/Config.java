@@ -62,7 +62,8 @@ record Config(
         Log.Level errorLogLevel, // the least severe level written
         RealIp setRealIpFrom,   // the proxies whose real_ip_header is believed
         String realIpHeader,
-        Map<String, String> headers) { // header name -> template; "" removes the header
+        Map<String, String> headers, // header name -> template; "" removes the header
+        Gzip.Settings gzip) {   // null: gzip off
 
     /**
      * One upstream server, as in nginx's {@code server 127.0.0.1:5000 weight=2;}. One given by
@@ -145,6 +146,11 @@ record Config(
         d.put("error_log", "-"); // and the level notice
         d.put("set_real_ip_from", "");
         d.put("real_ip_header", "X-Forwarded-For");
+        d.put("gzip", "off");
+        d.put("gzip_types", Gzip.DEFAULT_TYPES);
+        d.put("gzip_min_length", "20");
+        d.put("gzip_comp_level", "1");
+        d.put("gzip_vary", "on");
         d.put("header.Host", "$http_host");
         d.put("header.X-Real-IP", "$remote_addr");
         d.put("header.X-Forwarded-For", "$proxy_add_x_forwarded_for");
@@ -161,7 +167,7 @@ record Config(
     static final List<String> LOG_VARIABLES = List.of(
             "$remote_addr", "$remote_user", "$time_local", "$time_iso8601", "$request", "$status",
             "$body_bytes_sent", "$http_referer", "$http_user_agent", "$request_time", "$upstream_addr",
-            "$upstream_status", "$upstream_response_time", "$request_id", "$host");
+            "$upstream_status", "$upstream_response_time", "$request_id", "$host", "$gzip_ratio");
 
     /**
      * A configuration that can't be used, with every problem found: each one line naming the
@@ -261,7 +267,8 @@ record Config(
                 in.logLevel("error_log"),
                 in.realIp("set_real_ip_from"),
                 in.headerName("real_ip_header"),
-                in.headers());
+                in.headers(),
+                in.gzip());
         if (!problems.isEmpty()) throw new Invalid(problems);
         return config;
     }
@@ -318,6 +325,8 @@ record Config(
         private static final Pattern PATH = Pattern.compile("/[A-Za-z0-9._~!$&'()*+,;=:@/?%-]*");
         private static final Pattern HEADER_NAME = Pattern.compile("[!#$%&'*+.^_`|~0-9A-Za-z-]+");
         private static final Pattern VARIABLE = Pattern.compile("\\$[a-z0-9_]+");
+        /** A gzip_types entry: type/subtype, type/* or * (RFC 9110 8.3.1 tokens). */
+        private static final Pattern MEDIA_RANGE = Pattern.compile("\\*|[!#$%&'*+.^_`|~0-9a-z-]+/(\\*|[!#$%&'*+.^_`|~0-9a-z-]+)");
         /** error_log = PATH [LEVEL]: a last word that is one of nginx's levels. */
         private static final Pattern PATH_AND_LEVEL = Pattern.compile("(.*?)\\s+([a-z]+)");
 
@@ -451,6 +460,28 @@ record Config(
             while (m.find()) {
                 if (!known.contains(m.group())) throw new Bad("unknown variable " + m.group() + "; known: " + known);
             }
+        }
+
+        /** The gzip keys, each checked whether gzip is on or not; null when it is off. */
+        Gzip.Settings gzip() {
+            boolean on = flag("gzip");
+            List<String> types = read("gzip_types", text -> {
+                List<String> out = List.of(text.toLowerCase(java.util.Locale.ROOT).split("\\s+"));
+                for (String t : out) {
+                    if (!MEDIA_RANGE.matcher(t).matches()) {
+                        throw new Bad("expected media types separated by spaces, such as text/html application/json, "
+                                + "type/* or *: '" + t + "'");
+                    }
+                }
+                return out;
+            });
+            long minLength = size("gzip_min_length", 0, Long.MAX_VALUE);
+            int level = read("gzip_comp_level", text -> {
+                if (!text.matches("[1-9]")) throw new Bad("expected a level from 1 (fastest) to 9 (smallest)");
+                return Integer.parseInt(text);
+            });
+            boolean vary = flag("gzip_vary");
+            return on ? new Gzip.Settings(types, minLength, level, vary) : null;
         }
 
         RealIp realIp(String key) {

@@ -30,10 +30,12 @@ final class LogFormat {
 
     /**
      * What the log knows of an exchange as it ends. {@code request} is null if the head was
-     * rejected before it parsed, {@code upstreams} null if no server was tried.
+     * rejected before it parsed, {@code upstreams} null if no server was tried, {@code gzipRatio}
+     * null if the response was not compressed.
      */
     record Entry(InetSocketAddress peer, String requestLine, HttpParser.Request request, int status,
-                 long bodyBytesSent, long nanos, List<Attempt> upstreams, Supplier<String> requestId) {}
+                 long bodyBytesSent, long nanos, List<Attempt> upstreams, Supplier<String> requestId,
+                 String gzipRatio) {}
 
     private static final DateTimeFormatter TIME_LOCAL = DateTimeFormatter.ofPattern("dd/MMM/yyyy:HH:mm:ss Z", Locale.US);
     private static final DateTimeFormatter TIME_ISO8601 = DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ssxxx", Locale.US);
@@ -69,6 +71,7 @@ final class LogFormat {
             case "$upstream_status" -> eachUpstream(e, a -> a.status() == 0 ? "-" : Integer.toString(a.status()));
             case "$upstream_response_time" -> eachUpstream(e, a -> seconds(a.nanos()));
             case "$request_id" -> e.requestId().get();
+            case "$gzip_ratio" -> e.gzipRatio(); // original over compressed size (Gzip.ratio)
             default -> throw new IllegalArgumentException(name);
         };
     }

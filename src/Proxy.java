@@ -362,5 +362,6 @@ public final class Proxy implements AutoCloseable {
         if (resolver != null) resolver.close();
         upstreams.close();
         idle.close();
+        buffers.deflaters.close(); // gzip's: the idle ones ended now, the ones in use as they come back
     }
 }

@@ -39,7 +39,13 @@ final class Relay {
      */
     static long copy(Wire from, Body in, Wire to, Body out, ByteBuffer head, long limit, BufferPool pool)
             throws IOException, HttpError {
-        Sink sink = new Sink(to, out instanceof Body.Chunked, head);
+        return copy(from, in, to, out, head, limit, pool, null);
+    }
+
+    /** The same, the body compressed on its way out by {@code gzip} unless it is null ({@link Gzip}). */
+    static long copy(Wire from, Body in, Wire to, Body out, ByteBuffer head, long limit, BufferPool pool,
+                     Gzip.Encoder gzip) throws IOException, HttpError {
+        Sink sink = new Sink(to, out instanceof Body.Chunked, head, gzip);
         try (Source source = new Source(from, sink, pool)) {
             long copied = switch (in) {
                 case Body.Empty e -> 0;
@@ -244,22 +250,34 @@ final class Relay {
         }
     }
 
-    /** Writes pieces to the receiver, as chunks or raw, with the pending head in front. */
+    /**
+     * Writes pieces to the receiver, as chunks or raw, with the pending head in front;
+     * through the gzip encoder first, if there is one. The source calls {@link #flushHead}
+     * before every read that may wait: then what the encoder holds is flushed too.
+     */
     private static final class Sink {
         private static final byte[] CRLF = {'\r', '\n'};
         private static final byte[] LAST_CHUNK = "0\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1);
 
         private final Wire to;
         private final boolean chunked;
+        private final Gzip.Encoder gzip; // null: the body goes out as it came
+        private final Gzip.Out framed = this::frame; // where the encoder's output goes
         private ByteBuffer head;
 
-        Sink(Wire to, boolean chunked, ByteBuffer head) {
+        Sink(Wire to, boolean chunked, ByteBuffer head, Gzip.Encoder gzip) {
             this.to = to;
             this.chunked = chunked;
             this.head = head;
+            this.gzip = gzip;
         }
 
         void write(ByteBuffer data) throws IOException {
+            if (gzip != null) gzip.write(data, framed);
+            else frame(data);
+        }
+
+        private void frame(ByteBuffer data) throws IOException {
             if (!chunked) {
                 send(data);
             } else {
@@ -269,10 +287,12 @@ final class Relay {
         }
 
         void flushHead() throws IOException {
+            if (gzip != null) gzip.flush(framed);
             if (head != null) send();
         }
 
         void finish() throws IOException {
+            if (gzip != null) gzip.finish(framed);
             if (chunked) send(ByteBuffer.wrap(LAST_CHUNK));
             else flushHead();
         }

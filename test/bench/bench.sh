@@ -27,7 +27,7 @@
 # Environment: JAVA, JVM_OPTS (from make), ROUNDS (default 5), WRK_SECONDS (default 6),
 # WARMUP (default 3, passes for the proxy; the others get one), IDLE (default 10000),
 # MIX=0 to skip the 128 MB run, MIX_STALLED (1500), MIX_IDLE (10000), MIX_DOWNLOADS (20),
-# MIX_WRK_SECONDS (5); QUICK=1 for a short run while developing (1 round, 2 s, a
+# MIX_WRK_SECONDS (5), GZIP=0 to skip the gzip rows (gzip.sh, run last); QUICK=1 for a short run while developing (1 round, 2 s, a
 # scaled-down mix: its numbers are not the benchmark's).
 
 set -euo pipefail
@@ -734,6 +734,11 @@ main() {
     [ "$MIX" = 1 ] && mix_runs
 
     report
+    if [ "${GZIP:-1}" = 1 ]; then # the gzip rows: gzip.sh, processes and files of its own
+        echo
+        phase "gzip on, against nginx's gzip (test/bench/gzip.sh; GZIP=0 skips it)"
+        timeout 600 bash "$BENCH/gzip.sh" || echo "bench: the gzip rows failed"
+    fi
     echo
     echo "bench: done in $((SECONDS - STARTED)) s"
 }
