@@ -5,6 +5,7 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -13,6 +14,7 @@ import java.util.Set;
  *
  * <pre>
  *   read the request head      (client_header_timeout, limits: 414 / 431)
+ *   route it to a group        (Routes: host, then longest path prefix; 301 / 404 / return)
  *   decide its body framing    (RFC 9112 6.3; 400 / 501 / 413)
  *   choose an upstream         (weighted round-robin, pooled connection or a new one)
  *   rewrite and send the head, stream the body
@@ -29,7 +31,7 @@ final class ClientConnection {
     private static final byte[] CONTINUE = "HTTP/1.1 100 Continue\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1);
 
     private final Config config;
-    private final Upstreams upstreams;
+    private final Map<String, Upstreams> groups; // each upstream group by name (Routes says which)
     private final BufferPool buffers;
     private final IdleConnections idle;
     private final Log log;
@@ -52,11 +54,15 @@ final class ClientConnection {
     private long started;             // System.nanoTime() as the exchange began: $request_time
     private List<LogFormat.Attempt> attempts; // the upstream servers tried, or null: $upstream_*
     private String requestId;         // $request_id, made when first used
+    private Routes.Route route;       // the request's route: its group, and its settings (route.NAME.*)
+    private Config settings;          // config, or the route's overrides of it: headers, read_timeout, client_max_body_size
+    private Upstreams upstreams;      // the route's group
 
-    ClientConnection(Config config, Upstreams upstreams, BufferPool buffers, IdleConnections idle, Log log,
+    ClientConnection(Config config, Map<String, Upstreams> groups, BufferPool buffers, IdleConnections idle, Log log,
                      Wire client, Connections connections) {
         this.config = config;
-        this.upstreams = upstreams;
+        this.groups = groups;
+        this.settings = config;
         this.buffers = buffers;
         this.idle = idle;
         this.log = log;
@@ -100,6 +106,8 @@ final class ClientConnection {
         status = 0;
         bodyBytesSent = 0;
         started = System.nanoTime();
+        route = null;
+        settings = config;
         boolean open;
         try {
             open = serveOne();
@@ -114,7 +122,8 @@ final class ClientConnection {
         if (requestLine != null) {
             InetSocketAddress remote = remoteAddr == null ? client.remote : new InetSocketAddress(remoteAddr, client.remote.getPort());
             log.access(new LogFormat.Entry(remote, requestLine, request, status, bodyBytesSent,
-                    System.nanoTime() - started, attempts, this::requestId));
+                    System.nanoTime() - started, attempts, this::requestId,
+                    route == null ? null : route.name(), route == null ? null : route.group()));
         }
         request = null; // an idle connection holds nothing of the last exchange
         requestLine = null;
@@ -188,25 +197,32 @@ final class ClientConnection {
         request = req;
         Body body = HttpParser.requestBody(req);
         requestBodyDone = body.isEmpty();
-        long maxBody = config.clientMaxBodySize();
+        clientKeepAlive = req.http11() && !req.headers().hasToken("Connection", "close");
+        switch (route(req)) {
+            case Routes.Route r when r.answer() == null -> req = request = routed(req, r);
+            case Routes.Route r -> { return answerItself(req, r.answer()); }
+            case Routes.Redirect r -> { return answerItself(req, new Routes.Return(301, r.location())); }
+            case Routes.NotFound n -> throw HttpError.bad(404, "no route for this host and path");
+        }
+        long maxBody = settings.clientMaxBodySize();
         if (body instanceof Body.Length l && maxBody > 0 && l.bytes() > maxBody) {
             throw HttpError.bad(413, "Content-Length over client_max_body_size"); // before reading any of it
         }
         expectContinue(req, body);
-        clientKeepAlive = req.http11() && !req.headers().hasToken("Connection", "close");
         String upgrade = upgradeRequested(req);
 
         remoteAddr = config.setRealIpFrom().client(client.remote.getAddress(), req.headers().all(config.realIpHeader()));
-        NextUpstream next = new NextUpstream(upstreams, config, req, body);
+        NextUpstream next = new NextUpstream(upstreams, upstreams.config(), req, body);
         byte[] upstreamHead = null; // made once: it rewrites the request's headers in place
         while (true) {
             Upstreams.Connection up = connect(next);
             int upstreamStatus = 0; // what this server answered, for the access log; 0 = nothing (yet)
             try {
                 if (upstreamHead == null) {
-                    upstreamHead = Forwarding.requestHead(req, body, client.remote, remoteAddr, config, up.peer().server,
-                            upgrade, config.upstreamKeepalive() == 0, this::requestId);
+                    upstreamHead = Forwarding.requestHead(req, body, client.remote, remoteAddr, settings, up.peer().server,
+                            upgrade, upstreams.config().upstreamKeepalive() == 0, this::requestId);
                 }
+                up.wire().readTimeout(settings.readTimeout()); // the route's, on a pooled connection too
                 try {
                     sendRequest(up, body, upstreamHead);
                     HttpParser.Response resp = readResponseHead(up, req);
@@ -242,6 +258,51 @@ final class ClientConnection {
         }
     }
 
+    /**
+     * Which route the request takes (Routes.match): without route.* keys, the default group.
+     * While routes are in use, a path with a dot-segment is refused: routes compare paths as
+     * they came, and the app might resolve "/public/../admin/" to a path another route guards.
+     */
+    private Routes.Decision route(HttpParser.Request req) throws HttpError {
+        Routes routes = config.routes();
+        if (routes.isEmpty()) return routes.fallback();
+        if (Routes.hasDotSegment(req.target())) throw HttpError.bad(400, "dot-segment in the path of a routed request");
+        return routes.match(req.host(), req.target());
+    }
+
+    /** The request as its route sends it upstream: the route's settings and group, its target (strip_prefix). */
+    private HttpParser.Request routed(HttpParser.Request req, Routes.Route r) {
+        route = r;
+        settings = r.settings();
+        upstreams = groups.get(r.group());
+        String target = r.target(req.target());
+        return target.equals(req.target()) ? req
+                : new HttpParser.Request(req.method(), target, req.http11(), req.headers(), req.host());
+    }
+
+    /**
+     * A route's fixed answer (route.NAME.return, nginx's return) or the 301 to a prefix's
+     * "/": a redirect's Location, any other status's text as the body. Like any answer
+     * before the body was read, it closes a connection whose request has a body.
+     */
+    private boolean answerItself(HttpParser.Request req, Routes.Return answer) throws HttpError {
+        status = answer.status();
+        boolean head = req.method().equals("HEAD");
+        boolean close = !requestBodyDone || !clientKeepAlive || connections.draining();
+        String text = Forwarding.expand(answer.text(), name -> switch (name) {
+            case "$request_uri" -> req.target();
+            case "$uri" -> req.target().indexOf('?') < 0 ? req.target() : req.target().substring(0, req.target().indexOf('?'));
+            case "$host" -> req.host() == null ? "" : Routes.host(req.host());
+            case "$scheme" -> "http";
+            default -> name;
+        });
+        byte[] response = Routes.response(answer.status(), text, close, head);
+        writeToClient(response);
+        responseStarted = true;
+        if (!head) bodyBytesSent = Routes.bodyLength(answer.status(), text);
+        return !close;
+    }
+
     /** Connects to the next server; one that can't be reached counts against it, and the next is tried. */
     private Upstreams.Connection connect(NextUpstream next) throws HttpError {
         HttpError last = null;
@@ -270,12 +331,12 @@ final class ClientConnection {
         client.readTimeout(config.clientBodyTimeout());
         if (!body.isEmpty() && !(body instanceof Body.Length l && client.in.remaining() >= l.bytes())) {
             up.wire().readTimeout(Upload.WHILE_SENDING); // read_timeout begins when the body is sent
-            upload = Upload.start(client, body, up, ByteBuffer.wrap(head), config.clientMaxBodySize(), buffers,
-                    config.readTimeout());
+            upload = Upload.start(client, body, up, ByteBuffer.wrap(head), settings.clientMaxBodySize(), buffers,
+                    settings.readTimeout());
             return;
         }
         try {
-            Relay.copy(client, body, up.wire(), body, ByteBuffer.wrap(head), config.clientMaxBodySize(), buffers);
+            Relay.copy(client, body, up.wire(), body, ByteBuffer.wrap(head), settings.clientMaxBodySize(), buffers);
         } catch (Relay.ReadFailed e) {
             up.close(); // never let the upstream see a truncated body as complete
             throw HttpError.clientGone("reading request body: " + e.getMessage(), e);
@@ -421,7 +482,7 @@ final class ClientConnection {
         responseStarted = true;
         try {
             writeToClient(Forwarding.responseHead(resp, Body.EMPTY, true, true));
-            Tunnel.run(client, up.wire(), config.readTimeout(), buffers);
+            Tunnel.run(client, up.wire(), settings.readTimeout(), buffers);
             upstreams.succeeded(up.peer());
         } finally {
             up.close();

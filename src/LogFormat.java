@@ -33,7 +33,8 @@ final class LogFormat {
      * rejected before it parsed, {@code upstreams} null if no server was tried.
      */
     record Entry(InetSocketAddress peer, String requestLine, HttpParser.Request request, int status,
-                 long bodyBytesSent, long nanos, List<Attempt> upstreams, Supplier<String> requestId) {}
+                 long bodyBytesSent, long nanos, List<Attempt> upstreams, Supplier<String> requestId,
+                 String route, String upstreamName) {}
 
     private static final DateTimeFormatter TIME_LOCAL = DateTimeFormatter.ofPattern("dd/MMM/yyyy:HH:mm:ss Z", Locale.US);
     private static final DateTimeFormatter TIME_ISO8601 = DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ssxxx", Locale.US);
@@ -69,6 +70,8 @@ final class LogFormat {
             case "$upstream_status" -> eachUpstream(e, a -> a.status() == 0 ? "-" : Integer.toString(a.status()));
             case "$upstream_response_time" -> eachUpstream(e, a -> seconds(a.nanos()));
             case "$request_id" -> e.requestId().get();
+            case "$route" -> e.route(); // route.NAME's name; none for the default group
+            case "$upstream_name" -> e.upstreamName(); // the group, "default" for the unnamed one
             default -> throw new IllegalArgumentException(name);
         };
     }

@@ -193,6 +193,11 @@ final class Upstreams {
         return out;
     }
 
+    /** The settings of its group: the global ones, with the group's own keys over them. */
+    Config config() {
+        return config;
+    }
+
     /** How many servers there are (each address of a name counted). */
     int size() {
         return peers.size();
