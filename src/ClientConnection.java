@@ -200,9 +200,12 @@ final class ClientConnection {
         clientKeepAlive = req.http11() && !req.headers().hasToken("Connection", "close");
         switch (route(req)) {
             case Routes.Route r when r.answer() == null -> req = request = routed(req, r);
-            case Routes.Route r -> { return answerItself(req, r.answer()); }
+            case Routes.Route r -> {
+                route = r;
+                return answerItself(req, r.answer());
+            }
             case Routes.Redirect r -> { return answerItself(req, new Routes.Return(301, r.location())); }
-            case Routes.NotFound n -> throw HttpError.bad(404, "no route for this host and path");
+            case Routes.NotFound n -> throw new HttpError(404, "no route for this host and path", false);
         }
         long maxBody = settings.clientMaxBodySize();
         if (body instanceof Body.Length l && maxBody > 0 && l.bytes() > maxBody) {

@@ -502,6 +502,7 @@ record Config(
                 return rule.apply(values.get(key));
             } catch (Bad e) {
                 note(key, e);
+                if (key.equals("strip_prefix")) return rule.apply("off"); // a route's key: not in DEFAULTS
                 return DEFAULTS.containsKey(key) ? rule.apply(DEFAULTS.get(key)) : null;
             }
         }
