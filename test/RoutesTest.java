@@ -327,4 +327,27 @@ class RoutesTest {
             assertInstanceOf(Routes.NotFound.class, Config.from(m, "test").routes().match("x", "/"));
         }
     }
+
+    @Test
+    void theReadmesTwoAppSetupRoutesAsItSays() throws Exception {
+        String readme = Files.readString(Path.of("README.md"));
+        int start = readme.indexOf("```properties\nlisten = [::]:8080");
+        assertTrue(start >= 0, "the README's two-app setup");
+        String block = readme.substring(readme.indexOf('\n', start) + 1, readme.indexOf("```", start + 3));
+        java.util.Properties p = new java.util.Properties();
+        p.load(new java.io.StringReader(block));
+        Map<String, String> m = new java.util.TreeMap<>();
+        p.stringPropertyNames().forEach(k -> m.put(k, p.getProperty(k).strip()));
+        Config c = Config.from(m, "README.md");
+        Routes r = c.routes();
+        assertEquals("route api", describe(r.match("api.example.com", "/v1")));
+        assertEquals("route api-path", describe(r.match("www.example.com", "/api/v1")));
+        assertEquals("route admin", describe(r.match("www.example.com", "/admin/users")));
+        assertEquals("/users", ((Routes.Route) r.match("www.example.com", "/admin/users")).target("/admin/users"));
+        assertEquals("301 /admin/", describe(r.match("www.example.com", "/admin")));
+        assertEquals("route old", describe(r.match("old.example.com", "/x")));
+        assertEquals("default", describe(r.match("www.example.com", "/")));
+        assertEquals(3, c.groups().get("api").maxFails());
+        assertEquals(2, c.groups().get("api").upstream().size());
+    }
 }
