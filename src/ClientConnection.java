@@ -109,6 +109,7 @@ final class ClientConnection {
         route = null;
         settings = config;
         boolean open;
+        connections.reading(); // stub_status's Reading, until the head is in
         try {
             open = serveOne();
         } catch (HttpError e) {
@@ -119,6 +120,7 @@ final class ClientConnection {
             if (!responseStarted) status = 500;
             open = false;
         }
+        connections.exchangeEnded(requestLine != null && !requestLine.isEmpty());
         if (requestLine != null) {
             InetSocketAddress remote = remoteAddr == null ? client.remote : new InetSocketAddress(remoteAddr, client.remote.getPort());
             log.access(new LogFormat.Entry(remote, requestLine, request, status, bodyBytesSent,
@@ -193,6 +195,7 @@ final class ClientConnection {
         }
         if (head == null) return false; // closed between requests
         requestLine = firstLine(head);
+        connections.writing(); // a request: stub_status's Writing until its exchange ends
         HttpParser.Request req = HttpParser.parseRequest(head, config.maxHeaderFields());
         request = req;
         Body body = HttpParser.requestBody(req);
@@ -248,8 +251,8 @@ final class ClientConnection {
                 upstreamStatus = timeout ? 504 : 502;
                 if (upload != null) throw uploadFailed(up, e); // a body that went out is not sent again
                 if (next.retryStale(up)) continue; // the server had closed it while idle
-                upstreams.failed(up.peer());
                 String why = "upstream " + up.peer().server.hostPort() + (timeout ? " timed out: " : " failed: ") + e.getMessage();
+                upstreams.failed(up.peer(), why);
                 if (!interimSent && next.maySendAgain()) {
                     log.error(why + ", trying the next server" + context());
                     continue;
@@ -317,9 +320,9 @@ final class ClientConnection {
             } catch (IOException e) {
                 boolean timeout = e instanceof Wire.Timeout;
                 tried(peer, timeout ? 504 : 502, since);
-                upstreams.failed(peer);
                 last = new HttpError(timeout ? 504 : 502, timeout ? "connect to upstream " + peer.server.hostPort()
                         + " timed out" : "connect to upstream " + peer.server.hostPort() + ": " + e.getMessage(), false);
+                upstreams.failed(peer, last.getMessage());
             }
         }
         throw last != null ? last : new HttpError(502, "no upstream server", false);
@@ -364,7 +367,7 @@ final class ClientConnection {
         Exception cause = upload.failure();
         if (cause instanceof HttpError bad) return bad; // 400, 413: the client's body
         if (cause instanceof Relay.ReadFailed) return HttpError.abort("reading request body: " + cause.getMessage());
-        upstreams.failed(up.peer());
+        upstreams.failed(up.peer(), "sending request body: " + (cause != null ? cause.getMessage() : e.getMessage()));
         if (cause != null && cause.getCause() instanceof Wire.Timeout) {
             return new HttpError(504, "sending request body: " + cause.getMessage(), true);
         }
@@ -569,7 +572,9 @@ final class ClientConnection {
     /** Notes a server tried for this request: $upstream_addr, $upstream_status, $upstream_response_time. */
     private void tried(Upstreams.Peer peer, int upstreamStatus, long since) {
         if (attempts == null) attempts = new ArrayList<>(2);
-        attempts.add(new LogFormat.Attempt(peer.server, upstreamStatus, System.nanoTime() - since));
+        long nanos = System.nanoTime() - since;
+        attempts.add(new LogFormat.Attempt(peer.server, upstreamStatus, nanos));
+        upstreams.attempted(peer, upstreamStatus, nanos); // the status page's counters
     }
 
     /** $request_id: made on first use, by a header template or the access log, then the same for both. */

@@ -63,6 +63,7 @@ record Config(
         RealIp setRealIpFrom,   // the proxies whose real_ip_header is believed
         String realIpHeader,
         Map<String, String> headers, // header name -> template; "" removes the header
+        InetSocketAddress statusListen, // the status listener (Status); null = off
         Map<String, Config> groups,  // upstream.NAME: each named group's settings (upstream() is the default's)
         Routes routes) {             // route.NAME: which group a request goes to
 
@@ -147,6 +148,7 @@ record Config(
         d.put("error_log", "-"); // and the level notice
         d.put("set_real_ip_from", "");
         d.put("real_ip_header", "X-Forwarded-For");
+        d.put("status_listen", "");
         d.put("header.Host", "$http_host");
         d.put("header.X-Real-IP", "$remote_addr");
         d.put("header.X-Forwarded-For", "$proxy_add_x_forwarded_for");
@@ -294,6 +296,7 @@ record Config(
                 in.realIp("set_real_ip_from"),
                 in.headerName("real_ip_header"),
                 in.headers(),
+                in.optionalAddress("status_listen"),
                 groups,
                 routes);
     }
@@ -306,7 +309,7 @@ record Config(
                 upstreamKeepaliveRequests, maxFails, nextUpstreamTries, nextUpstreamTimeout, failTimeout, resolveInterval,
                 healthCheck, healthCheckInterval, clientMaxBodySize, maxRequestLine, maxHeaderSize, maxHeaderFields,
                 maxConnections, bufferMemory, accessLog, logFormat, errorLog, errorLogLevel, setRealIpFrom, realIpHeader,
-                headers, groups, routes);
+                headers, statusListen, groups, routes);
     }
 
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9_-]+");
@@ -655,6 +658,11 @@ record Config(
 
         List<InetSocketAddress> addresses(String key) {
             return read(key, text -> listOf(text).stream().map(Parser::addressOf).toList());
+        }
+
+        /** One host:port, or empty for none (null). */
+        InetSocketAddress optionalAddress(String key) {
+            return read(key, text -> text.isEmpty() ? null : addressOf(text));
         }
 
         List<Server> servers(String key) {

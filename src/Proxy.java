@@ -60,6 +60,7 @@ public final class Proxy implements AutoCloseable {
     private final Map<String, Upstreams> groups; // every group by name, "default" first
     private final List<Resolver> resolvers = new ArrayList<>();       // for the groups with a server given by name
     private final List<HealthCheck> healthChecks = new ArrayList<>(); // for the groups with health_check on
+    private Status status; // the status listener; null: status_listen is off
     private final BufferPool buffers;
     private final IdleConnections idle;
     private final Connections connections;
@@ -133,6 +134,13 @@ public final class Proxy implements AutoCloseable {
                 String why = e instanceof BindException ? e.getMessage().toLowerCase() : e.toString();
                 throw new Config.Invalid("key 'listen': cannot listen on " + Config.hostPort(address) + ": " + why);
             }
+        }
+        try {
+            proxy.status = Status.start(config, proxy.connections, proxy.groups, proxy.buffers, proxy.log);
+        } catch (IOException e) {
+            proxy.close();
+            throw new Config.Invalid("key 'status_listen': cannot listen on " + Config.hostPort(config.statusListen())
+                    + ": " + e.getMessage());
         }
         for (ServerSocketChannel server : proxy.listeners) {
             proxy.acceptors.add(Thread.ofPlatform().name("accept " + server.socket().getLocalSocketAddress())
@@ -315,6 +323,11 @@ public final class Proxy implements AutoCloseable {
         return upstreams;
     }
 
+    /** The status listener's address, or null when status_listen is off. */
+    InetSocketAddress statusAddress() {
+        return status == null ? null : status.address();
+    }
+
     /** Every upstream group by name, the default ("default") first. */
     Map<String, Upstreams> groups() {
         return groups;
@@ -382,6 +395,7 @@ public final class Proxy implements AutoCloseable {
             }
         }
         connections.drain();
+        if (status != null) status.close();
         healthChecks.forEach(HealthCheck::close);
         resolvers.forEach(Resolver::close);
         groups.values().forEach(Upstreams::close);
