@@ -326,7 +326,7 @@ record Config(
             int dot = rest.indexOf('.');
             String name = dot < 0 ? rest : rest.substring(0, dot);
             String key = dot < 0 ? "upstream" : rest.substring(dot + 1);
-            if (!NAME.matcher(name).matches() || !key.equals("upstream") && !GROUP_KEYS.contains(key)) {
+            if (!NAME.matcher(name).matches() || dot >= 0 && !GROUP_KEYS.contains(key)) {
                 problems.add(source + ": unknown key '" + e.getKey() + "'" + (NAME.matcher(name).matches()
                         ? " (a group may set: " + String.join(", ", GROUP_KEYS) + ")" : ""));
             } else if (name.equals(DEFAULT_GROUP)) {

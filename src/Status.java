@@ -1,3 +1,4 @@
+import java.io.BufferedInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -104,7 +105,7 @@ final class Status implements AutoCloseable {
 
     private void serve(Socket s) throws IOException {
         s.setSoTimeout(TIMEOUT_MS);
-        String line = requestLine(s.getInputStream());
+        String line = requestLine(new BufferedInputStream(s.getInputStream(), 512));
         String[] parts = line.split(" ");
         OutputStream out = s.getOutputStream();
         if (parts.length != 3 || !parts[2].startsWith("HTTP/1.")) {
@@ -129,10 +130,12 @@ final class Status implements AutoCloseable {
     /** The request's first line, after reading its whole head (at most MAX_REQUEST bytes). */
     private static String requestLine(InputStream in) throws IOException {
         StringBuilder head = new StringBuilder();
-        while (head.length() < MAX_REQUEST && !(head.toString().endsWith("\r\n\r\n") || head.toString().endsWith("\n\n"))) {
+        while (head.length() < MAX_REQUEST) {
             int b = in.read();
             if (b < 0) break;
             head.append((char) b);
+            int n = head.length();
+            if (b == '\n' && n >= 2 && (head.charAt(n - 2) == '\n' || n >= 4 && head.substring(n - 4).equals("\r\n\r\n"))) break;
         }
         int end = head.indexOf("\n");
         return (end < 0 ? head.toString() : head.substring(0, end)).strip();

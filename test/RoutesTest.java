@@ -193,6 +193,9 @@ class RoutesTest {
     @CsvSource(delimiter = '|', value = {
             "upstream.api.max_fails | many | key 'upstream.api.max_fails'",
             "upstream.api.max_fail | 2 | unknown key 'upstream.api.max_fail'",
+            "upstream.api.upstream | 127.0.0.1:1 | unknown key 'upstream.api.upstream'",
+            "upstream.a.b | 127.0.0.1:1 | unknown key 'upstream.a.b'",
+            "status_listen | 8081 | key 'status_listen'",
             "upstream.api | 127.0.0.1:5000 weight=0 | key 'upstream.api'",
             "upstream.default | 127.0.0.1:5000 | key 'upstream.default'",
             "upstream.new.max_fails | 2 | without 'upstream.new'",
