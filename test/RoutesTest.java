@@ -263,6 +263,13 @@ class RoutesTest {
             assertEquals("api", received.header("X-App"), "the route's header");
             assertEquals("127.0.0.1", received.header("X-Real-IP"), "the global headers still apply");
 
+            // Absolute-form: its authority is the host, routed by and forwarded as one (never one and the other).
+            r = TestSupport.exchange(port, "GET http://api.example.com/v1 HTTP/1.1\r\nHost: www.other.com\r\n\r\n");
+            assertEquals("api", r.bodyText());
+            received = api.next();
+            assertEquals("GET /v1 HTTP/1.1", received.requestLine());
+            assertEquals("api.example.com", received.header("Host"));
+
             assertEquals("admin", TestSupport.exchange(port, get(port, "any", "/admin/x?y=1")).bodyText());
             assertEquals("GET /x?y=1 HTTP/1.1", admin.next().requestLine(), "strip_prefix");
             assertEquals("admin", TestSupport.exchange(port, get(port, "any", "/admin/")).bodyText());
@@ -294,7 +301,7 @@ class RoutesTest {
             r = TestSupport.exchange(port, get(port, "any", "/public/../admin/"));
             assertEquals(400, r.status(), "a dot-segment could reach another route's app");
 
-            String log = TestSupport.awaitLines(accessLog, 10);
+            String log = TestSupport.awaitLines(accessLog, 11);
             assertTrue(log.contains("api api 200 GET /v1/users HTTP/1.1\n"), log);
             assertTrue(log.contains("admin admin 200 GET /admin/x?y=1 HTTP/1.1\n"), log);
             assertTrue(log.contains("- default 200 GET /other HTTP/1.1\n"), log);
