@@ -1,5 +1,6 @@
 import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
+import java.util.TreeMap;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
@@ -16,7 +17,8 @@ final class Counters {
     static final class Server {
         final LongAdder requests = new LongAdder();
         final LongAdder failures = new LongAdder();
-        final Map<Integer, LongAdder> codes = new ConcurrentHashMap<>(); // status -> attempts; 0: no response
+        // Attempts by status (index 0: no response), each made when first seen: no boxing on the way.
+        private final AtomicReferenceArray<LongAdder> codes = new AtomicReferenceArray<>(600);
         volatile String lastError;   // null: none yet
         volatile long lastErrorAt;   // System.currentTimeMillis() of it
         private volatile long recentNanos = -1; // an exponentially weighted average; -1: none yet
@@ -24,11 +26,22 @@ final class Counters {
         /** One attempt ended: its status (0 if none came) and how long it took. */
         void attempt(int status, long nanos) {
             requests.increment();
-            LongAdder n = codes.get(status);
-            if (n == null) n = codes.computeIfAbsent(status, s -> new LongAdder());
+            int i = status >= 0 && status < 600 ? status : 0;
+            LongAdder n = codes.get(i);
+            if (n == null && !codes.compareAndSet(i, null, n = new LongAdder())) n = codes.get(i);
             n.increment();
             long r = recentNanos; // racy on purpose: a lost update only weighs one sample less
             recentNanos = r < 0 ? nanos : r + (nanos - r) / 8;
+        }
+
+        /** The attempts by status so far, in order of status. */
+        Map<Integer, Long> byStatus() {
+            Map<Integer, Long> out = new TreeMap<>();
+            for (int i = 0; i < codes.length(); i++) {
+                LongAdder n = codes.get(i);
+                if (n != null) out.put(i, n.sum());
+            }
+            return out;
         }
 
         void failed(String why) {

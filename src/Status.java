@@ -10,7 +10,6 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeMap;
 import java.util.concurrent.Semaphore;
 
 /**
@@ -174,10 +173,8 @@ final class Status implements AutoCloseable {
             for (Upstreams.Peer p : u.peers()) {
                 int[] pool = u.pool(p);
                 Counters.Server c = p.counters;
-                Map<Integer, Long> codes = new TreeMap<>();
-                c.codes.forEach((code, n) -> codes.put(code, n.sum()));
                 out.add(new Server(name, p.label(), p.up(), pool[0], pool[1], c.requests.sum(), c.failures.sum(),
-                        c.lastError, c.lastErrorAt, c.recentMillis(), codes));
+                        c.lastError, c.lastErrorAt, c.recentMillis(), c.byStatus()));
             }
         });
         return out;
