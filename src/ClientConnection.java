@@ -5,6 +5,7 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -13,6 +14,7 @@ import java.util.Set;
  *
  * <pre>
  *   read the request head      (client_header_timeout, limits: 414 / 431)
+ *   route it to a group        (Routes: host, then longest path prefix; 301 / 404 / return)
  *   decide its body framing    (RFC 9112 6.3; 400 / 501 / 413)
  *   choose an upstream         (weighted round-robin, pooled connection or a new one)
  *   rewrite and send the head, stream the body
@@ -29,7 +31,7 @@ final class ClientConnection {
     private static final byte[] CONTINUE = "HTTP/1.1 100 Continue\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1);
 
     private final Config config;
-    private final Upstreams upstreams;
+    private final Map<String, Upstreams> groups; // each upstream group by name (Routes says which)
     private final BufferPool buffers;
     private final IdleConnections idle;
     private final Log log;
@@ -53,11 +55,15 @@ final class ClientConnection {
     private long started;             // System.nanoTime() as the exchange began: $request_time
     private List<LogFormat.Attempt> attempts; // the upstream servers tried, or null: $upstream_*
     private String requestId;         // $request_id, made when first used
+    private Routes.Route route;       // the request's route: its group, and its settings (route.NAME.*)
+    private Config settings;          // config, or the route's overrides of it: headers, read_timeout, client_max_body_size
+    private Upstreams upstreams;      // the route's group
 
-    ClientConnection(Config config, Upstreams upstreams, BufferPool buffers, IdleConnections idle, Log log,
+    ClientConnection(Config config, Map<String, Upstreams> groups, BufferPool buffers, IdleConnections idle, Log log,
                      Wire client, Connections connections) {
         this.config = config;
-        this.upstreams = upstreams;
+        this.groups = groups;
+        this.settings = config;
         this.buffers = buffers;
         this.idle = idle;
         this.log = log;
@@ -102,7 +108,10 @@ final class ClientConnection {
         bodyBytesSent = 0;
         gzipRatio = null;
         started = System.nanoTime();
+        route = null;
+        settings = config;
         boolean open;
+        connections.reading(); // stub_status's Reading, until the head is in
         try {
             open = serveOne();
         } catch (HttpError e) {
@@ -113,10 +122,12 @@ final class ClientConnection {
             if (!responseStarted) status = 500;
             open = false;
         }
+        connections.exchangeEnded(requestLine != null && !requestLine.isEmpty());
         if (requestLine != null) {
             InetSocketAddress remote = remoteAddr == null ? client.remote : new InetSocketAddress(remoteAddr, client.remote.getPort());
             log.access(new LogFormat.Entry(remote, requestLine, request, status, bodyBytesSent,
-                    System.nanoTime() - started, attempts, this::requestId, gzipRatio));
+                    System.nanoTime() - started, attempts, this::requestId, gzipRatio,
+                    route == null ? null : route.name(), route == null ? null : route.group()));
         }
         request = null; // an idle connection holds nothing of the last exchange
         requestLine = null;
@@ -186,29 +197,40 @@ final class ClientConnection {
         }
         if (head == null) return false; // closed between requests
         requestLine = firstLine(head);
+        connections.writing(); // a request: stub_status's Writing until its exchange ends
         HttpParser.Request req = HttpParser.parseRequest(head, config.maxHeaderFields());
         request = req;
         Body body = HttpParser.requestBody(req);
         requestBodyDone = body.isEmpty();
-        long maxBody = config.clientMaxBodySize();
+        clientKeepAlive = req.http11() && !req.headers().hasToken("Connection", "close");
+        switch (route(req)) {
+            case Routes.Route r when r.answer() == null -> req = request = routed(req, r);
+            case Routes.Route r -> {
+                route = r;
+                return answerItself(req, r.answer());
+            }
+            case Routes.Redirect r -> { return answerItself(req, new Routes.Return(301, r.location())); }
+            case Routes.NotFound n -> throw new HttpError(404, "no route for this host and path", false);
+        }
+        long maxBody = settings.clientMaxBodySize();
         if (body instanceof Body.Length l && maxBody > 0 && l.bytes() > maxBody) {
             throw HttpError.bad(413, "Content-Length over client_max_body_size"); // before reading any of it
         }
         expectContinue(req, body);
-        clientKeepAlive = req.http11() && !req.headers().hasToken("Connection", "close");
         String upgrade = upgradeRequested(req);
 
         remoteAddr = config.setRealIpFrom().client(client.remote.getAddress(), req.headers().all(config.realIpHeader()));
-        NextUpstream next = new NextUpstream(upstreams, config, req, body);
+        NextUpstream next = new NextUpstream(upstreams, upstreams.config(), req, body);
         byte[] upstreamHead = null; // made once: it rewrites the request's headers in place
         while (true) {
             Upstreams.Connection up = connect(next);
             int upstreamStatus = 0; // what this server answered, for the access log; 0 = nothing (yet)
             try {
                 if (upstreamHead == null) {
-                    upstreamHead = Forwarding.requestHead(req, body, client.remote, remoteAddr, config, up.peer().server,
-                            upgrade, config.upstreamKeepalive() == 0, this::requestId);
+                    upstreamHead = Forwarding.requestHead(req, body, client.remote, remoteAddr, settings, up.peer().server,
+                            upgrade, upstreams.config().upstreamKeepalive() == 0, this::requestId);
                 }
+                up.wire().readTimeout(settings.readTimeout()); // the route's, on a pooled connection too
                 try {
                     sendRequest(up, body, upstreamHead);
                     HttpParser.Response resp = readResponseHead(up, req);
@@ -231,8 +253,8 @@ final class ClientConnection {
                 upstreamStatus = timeout ? 504 : 502;
                 if (upload != null) throw uploadFailed(up, e); // a body that went out is not sent again
                 if (next.retryStale(up)) continue; // the server had closed it while idle
-                upstreams.failed(up.peer());
                 String why = "upstream " + up.peer().server.hostPort() + (timeout ? " timed out: " : " failed: ") + e.getMessage();
+                upstreams.failed(up.peer(), why);
                 if (!interimSent && next.maySendAgain()) {
                     log.error(why + ", trying the next server" + context());
                     continue;
@@ -242,6 +264,51 @@ final class ClientConnection {
                 tried(up.peer(), upstreamStatus, up.started());
             }
         }
+    }
+
+    /**
+     * Which route the request takes (Routes.match): without route.* keys, the default group.
+     * While routes are in use, a path with a dot-segment is refused: routes compare paths as
+     * they came, and the app might resolve "/public/../admin/" to a path another route guards.
+     */
+    private Routes.Decision route(HttpParser.Request req) throws HttpError {
+        Routes routes = config.routes();
+        if (routes.isEmpty()) return routes.fallback();
+        if (Routes.hasDotSegment(req.target())) throw HttpError.bad(400, "dot-segment in the path of a routed request");
+        return routes.match(req.host(), req.target());
+    }
+
+    /** The request as its route sends it upstream: the route's settings and group, its target (strip_prefix). */
+    private HttpParser.Request routed(HttpParser.Request req, Routes.Route r) {
+        route = r;
+        settings = r.settings();
+        upstreams = groups.get(r.group());
+        String target = r.target(req.target());
+        return target.equals(req.target()) ? req
+                : new HttpParser.Request(req.method(), target, req.http11(), req.headers(), req.host());
+    }
+
+    /**
+     * A route's fixed answer (route.NAME.return, nginx's return) or the 301 to a prefix's
+     * "/": a redirect's Location, any other status's text as the body. Like any answer
+     * before the body was read, it closes a connection whose request has a body.
+     */
+    private boolean answerItself(HttpParser.Request req, Routes.Return answer) throws HttpError {
+        status = answer.status();
+        boolean head = req.method().equals("HEAD");
+        boolean close = !requestBodyDone || !clientKeepAlive || connections.draining();
+        String text = Forwarding.expand(answer.text(), name -> switch (name) {
+            case "$request_uri" -> req.target();
+            case "$uri" -> req.target().indexOf('?') < 0 ? req.target() : req.target().substring(0, req.target().indexOf('?'));
+            case "$host" -> req.host() == null ? "" : Routes.host(req.host());
+            case "$scheme" -> "http";
+            default -> name;
+        });
+        byte[] response = Routes.response(answer.status(), text, close, head);
+        writeToClient(response);
+        responseStarted = true;
+        if (!head) bodyBytesSent = Routes.bodyLength(answer.status(), text);
+        return !close;
     }
 
     /** Connects to the next server; one that can't be reached counts against it, and the next is tried. */
@@ -255,9 +322,9 @@ final class ClientConnection {
             } catch (IOException e) {
                 boolean timeout = e instanceof Wire.Timeout;
                 tried(peer, timeout ? 504 : 502, since);
-                upstreams.failed(peer);
                 last = new HttpError(timeout ? 504 : 502, timeout ? "connect to upstream " + peer.server.hostPort()
                         + " timed out" : "connect to upstream " + peer.server.hostPort() + ": " + e.getMessage(), false);
+                upstreams.failed(peer, last.getMessage());
             }
         }
         throw last != null ? last : new HttpError(502, "no upstream server", false);
@@ -272,12 +339,12 @@ final class ClientConnection {
         client.readTimeout(config.clientBodyTimeout());
         if (!body.isEmpty() && !(body instanceof Body.Length l && client.in.remaining() >= l.bytes())) {
             up.wire().readTimeout(Upload.WHILE_SENDING); // read_timeout begins when the body is sent
-            upload = Upload.start(client, body, up, ByteBuffer.wrap(head), config.clientMaxBodySize(), buffers,
-                    config.readTimeout());
+            upload = Upload.start(client, body, up, ByteBuffer.wrap(head), settings.clientMaxBodySize(), buffers,
+                    settings.readTimeout());
             return;
         }
         try {
-            Relay.copy(client, body, up.wire(), body, ByteBuffer.wrap(head), config.clientMaxBodySize(), buffers);
+            Relay.copy(client, body, up.wire(), body, ByteBuffer.wrap(head), settings.clientMaxBodySize(), buffers);
         } catch (Relay.ReadFailed e) {
             up.close(); // never let the upstream see a truncated body as complete
             throw HttpError.clientGone("reading request body: " + e.getMessage(), e);
@@ -302,7 +369,7 @@ final class ClientConnection {
         Exception cause = upload.failure();
         if (cause instanceof HttpError bad) return bad; // 400, 413: the client's body
         if (cause instanceof Relay.ReadFailed r) return HttpError.clientGone("reading request body: " + r.getMessage(), r);
-        upstreams.failed(up.peer());
+        upstreams.failed(up.peer(), "sending request body: " + (cause != null ? cause.getMessage() : e.getMessage()));
         if (cause != null && cause.getCause() instanceof Wire.Timeout) {
             return new HttpError(504, "sending request body: " + cause.getMessage(), true);
         }
@@ -431,7 +498,7 @@ final class ClientConnection {
         responseStarted = true;
         try {
             writeToClient(Forwarding.responseHead(resp, Body.EMPTY, true, true));
-            Tunnel.run(client, up.wire(), config.readTimeout(), buffers);
+            Tunnel.run(client, up.wire(), settings.readTimeout(), buffers);
             upstreams.succeeded(up.peer());
         } finally {
             up.close();
@@ -515,7 +582,9 @@ final class ClientConnection {
     /** Notes a server tried for this request: $upstream_addr, $upstream_status, $upstream_response_time. */
     private void tried(Upstreams.Peer peer, int upstreamStatus, long since) {
         if (attempts == null) attempts = new ArrayList<>(2);
-        attempts.add(new LogFormat.Attempt(peer.server, upstreamStatus, System.nanoTime() - since));
+        long nanos = System.nanoTime() - since;
+        attempts.add(new LogFormat.Attempt(peer.server, upstreamStatus, nanos));
+        upstreams.attempted(peer, upstreamStatus, nanos); // the status page's counters
     }
 
     /** $request_id: made on first use, by a header template or the access log, then the same for both. */

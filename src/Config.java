@@ -63,7 +63,10 @@ record Config(
         RealIp setRealIpFrom,   // the proxies whose real_ip_header is believed
         String realIpHeader,
         Map<String, String> headers, // header name -> template; "" removes the header
-        Gzip.Settings gzip) {   // null: gzip off
+        Gzip.Settings gzip,     // null: gzip off
+        InetSocketAddress statusListen, // the status listener (Status); null = off
+        Map<String, Config> groups,  // upstream.NAME: each named group's settings (upstream() is the default's)
+        Routes routes) {             // route.NAME: which group a request goes to
 
     /**
      * One upstream server, as in nginx's {@code server 127.0.0.1:5000 weight=2;}. One given by
@@ -151,6 +154,7 @@ record Config(
         d.put("gzip_min_length", "20");
         d.put("gzip_comp_level", "1");
         d.put("gzip_vary", "on");
+        d.put("status_listen", "");
         d.put("header.Host", "$http_host");
         d.put("header.X-Real-IP", "$remote_addr");
         d.put("header.X-Forwarded-For", "$proxy_add_x_forwarded_for");
@@ -163,11 +167,26 @@ record Config(
             "$remote_addr", "$remote_port", "$scheme", "$host", "$http_host", "$proxy_add_x_forwarded_for",
             "$request_id", "$forwarded");
 
+    /** The variables route.NAME.return may use (nginx's names). */
+    static final List<String> RETURN_VARIABLES = List.of("$request_uri", "$uri", "$host", "$scheme");
+
     /** The variables log_format may use (nginx's names). */
     static final List<String> LOG_VARIABLES = List.of(
             "$remote_addr", "$remote_user", "$time_local", "$time_iso8601", "$request", "$status",
             "$body_bytes_sent", "$http_referer", "$http_user_agent", "$request_time", "$upstream_addr",
-            "$upstream_status", "$upstream_response_time", "$request_id", "$host", "$gzip_ratio");
+            "$upstream_status", "$upstream_response_time", "$request_id", "$host", "$gzip_ratio", "$upstream_name", "$route");
+
+    /** The keys a named group may set for itself (upstream.NAME.KEY); the global ones are the defaults. */
+    static final List<String> GROUP_KEYS = List.of(
+            "connect_timeout", "upstream_keepalive", "upstream_keepalive_timeout", "upstream_keepalive_requests",
+            "max_fails", "fail_timeout", "next_upstream_tries", "next_upstream_timeout", "resolve_interval",
+            "health_check", "health_check_interval");
+
+    /** The keys a route may set for itself (route.NAME.KEY), besides header.X. */
+    static final List<String> ROUTE_KEYS = List.of("strip_prefix", "read_timeout", "client_max_body_size", "return");
+
+    /** The name the unnamed group has in logs and status pages. */
+    static final String DEFAULT_GROUP = "default";
 
     /**
      * A configuration that can't be used, with every problem found: each one line naming the
@@ -214,9 +233,14 @@ record Config(
     static Config from(Map<String, String> given, String source) throws Invalid {
         List<String> problems = new ArrayList<>();
         Map<String, String> v = new LinkedHashMap<>(DEFAULTS);
+        Map<String, String> groupKeys = new TreeMap<>(), routeKeys = new TreeMap<>();
         for (var e : given.entrySet()) {
             String key = e.getKey();
-            if (!DEFAULTS.containsKey(key) && !key.startsWith("header.")) {
+            if (key.startsWith("upstream.")) {
+                groupKeys.put(key, e.getValue());
+            } else if (key.startsWith("route.")) {
+                routeKeys.put(key, e.getValue());
+            } else if (!DEFAULTS.containsKey(key) && !key.startsWith("header.")) {
                 problems.add(source + ": unknown key '" + key + "'" + suggestion(key));
             } else if (key.startsWith("header.")) {
                 // Header names are case-insensitive: header.x-forwarded-for replaces the
@@ -232,12 +256,22 @@ record Config(
                 v.put(key, e.getValue());
             }
         }
-        Parser in = new Parser(source, v, problems);
+        // With routes, the unnamed upstream is the default group only if it is given.
+        boolean noDefault = !routeKeys.isEmpty() && !given.containsKey("upstream");
+        Config global = build(new Parser(source, v, problems, k -> k), noDefault, Map.of(), null);
+        Map<String, Config> groups = groups(groupKeys, v, source, problems);
+        Routes routes = routes(routeKeys, global, groups, noDefault, source, problems);
+        if (!problems.isEmpty()) throw new Invalid(List.copyOf(new java.util.LinkedHashSet<>(problems)));
+        return global.with(global.headers(), global.readTimeout(), global.clientMaxBodySize(), groups, routes);
+    }
+
+    /** Every value read by its rule; {@code routes} null: none yet (from() adds them). */
+    private static Config build(Parser in, boolean noDefault, Map<String, Config> groups, Routes routes) {
         int maxHeaderSize = (int) in.size("max_header_size", 256, 1 << 20); // max_header_fields follows it
-        Config config = new Config(
+        return new Config(
                 in.addresses("listen"),
                 in.flag("reuse_port"),
-                in.servers("upstream"),
+                noDefault ? List.of() : in.servers("upstream"),
                 in.duration("connect_timeout"),
                 in.duration("read_timeout"),
                 in.duration("send_timeout"),
@@ -268,9 +302,145 @@ record Config(
                 in.realIp("set_real_ip_from"),
                 in.headerName("real_ip_header"),
                 in.headers(),
-                in.gzip());
-        if (!problems.isEmpty()) throw new Invalid(problems);
-        return config;
+                in.gzip(),
+                in.optionalAddress("status_listen"),
+                groups,
+                routes);
+    }
+
+    /** A copy with a route's overrides, or with the groups and routes. */
+    Config with(Map<String, String> headers, Duration readTimeout, long clientMaxBodySize,
+                Map<String, Config> groups, Routes routes) {
+        return new Config(listen, reusePort, upstream, connectTimeout, readTimeout, sendTimeout, clientHeaderTimeout,
+                clientBodyTimeout, keepaliveTimeout, shutdownTimeout, upstreamKeepalive, upstreamKeepaliveTimeout,
+                upstreamKeepaliveRequests, maxFails, nextUpstreamTries, nextUpstreamTimeout, failTimeout, resolveInterval,
+                healthCheck, healthCheckInterval, clientMaxBodySize, maxRequestLine, maxHeaderSize, maxHeaderFields,
+                maxConnections, bufferMemory, accessLog, logFormat, errorLog, errorLogLevel, setRealIpFrom, realIpHeader,
+                headers, gzip, statusListen, groups, routes);
+    }
+
+    private static final Pattern NAME = Pattern.compile("[A-Za-z0-9_-]+");
+
+    /**
+     * upstream.NAME = servers, and upstream.NAME.KEY for the GROUP_KEYS: each group's settings
+     * are the global ones with its own keys over them (read by the same rules, named by their keys).
+     */
+    private static Map<String, Config> groups(Map<String, String> keys, Map<String, String> global, String source,
+                                              List<String> problems) {
+        Map<String, Map<String, String>> own = new TreeMap<>();
+        for (var e : keys.entrySet()) {
+            String rest = e.getKey().substring("upstream.".length());
+            int dot = rest.indexOf('.');
+            String name = dot < 0 ? rest : rest.substring(0, dot);
+            String key = dot < 0 ? "upstream" : rest.substring(dot + 1);
+            if (!NAME.matcher(name).matches() || dot >= 0 && !GROUP_KEYS.contains(key)) {
+                problems.add(source + ": unknown key '" + e.getKey() + "'" + (NAME.matcher(name).matches()
+                        ? " (a group may set: " + String.join(", ", GROUP_KEYS) + ")" : ""));
+            } else if (name.equals(DEFAULT_GROUP)) {
+                problems.add(source + ": key '" + e.getKey() + "': the default group is set by 'upstream' and the global keys");
+            } else {
+                own.computeIfAbsent(name, n -> new LinkedHashMap<>()).put(key, e.getValue());
+            }
+        }
+        Map<String, Config> groups = new LinkedHashMap<>();
+        own.forEach((name, values) -> {
+            if (!values.containsKey("upstream")) {
+                problems.add(source + ": keys 'upstream." + name + ".*' without 'upstream." + name + "' (its servers)");
+                return;
+            }
+            Map<String, String> v = new LinkedHashMap<>(global);
+            v.putAll(values);
+            String prefix = "upstream." + name;
+            Function<String, String> keyName = k -> !values.containsKey(k) ? k : k.equals("upstream") ? prefix : prefix + "." + k;
+            groups.put(name, build(new Parser(source, v, problems, keyName), false, Map.of(), null));
+        });
+        return Collections.unmodifiableMap(groups);
+    }
+
+    private static final Pattern ROUTE = Pattern.compile("([^/\\s]*)(/\\S*)?(?:\\s*->\\s*(\\S+))?");
+    private static final Pattern HOST_PATTERN = Pattern.compile("(?:\\*\\.|\\.)?[a-z0-9-]+(?:\\.[a-z0-9-]+)*");
+    private static final Pattern RETURN = Pattern.compile("([1-5][0-9][0-9])(?:\\s+(.*))?");
+    private static final Pattern PREFIX = Pattern.compile("/[A-Za-z0-9._~!$&'()*+,;=:@/%-]*");
+
+    /**
+     * route.NAME = [HOST][PATH_PREFIX] -> GROUP, and route.NAME.KEY for the ROUTE_KEYS and
+     * header.X; then the whole table is checked: no two routes for the same host and prefix,
+     * no route to a group that does not exist.
+     */
+    private static Routes routes(Map<String, String> keys, Config global, Map<String, Config> groups, boolean noDefault,
+                                 String source, List<String> problems) {
+        Map<String, Map<String, String>> own = new TreeMap<>();
+        for (var e : keys.entrySet()) {
+            String rest = e.getKey().substring("route.".length());
+            int dot = rest.indexOf('.');
+            String name = dot < 0 ? rest : rest.substring(0, dot);
+            String key = dot < 0 ? "" : rest.substring(dot + 1);
+            if (!NAME.matcher(name).matches() || !key.isEmpty() && !ROUTE_KEYS.contains(key) && !key.startsWith("header.")) {
+                problems.add(source + ": unknown key '" + e.getKey() + "'" + (NAME.matcher(name).matches()
+                        ? " (a route may set: " + String.join(", ", ROUTE_KEYS) + ", header.NAME)" : ""));
+            } else {
+                own.computeIfAbsent(name, n -> new LinkedHashMap<>()).put(key, e.getValue());
+            }
+        }
+        List<Routes.Route> routes = new ArrayList<>();
+        own.forEach((name, values) -> {
+            Routes.Route r = route(name, values, global, groups, source, problems);
+            if (r != null) routes.add(r);
+        });
+        problems.addAll(Routes.conflicts(routes).stream().map(p -> source + ": " + p).toList());
+        Routes.Route fallback = noDefault ? null
+                : new Routes.Route(null, null, "/", DEFAULT_GROUP, false, null, global);
+        return new Routes(routes, fallback);
+    }
+
+    /** One route, or null (its problems noted). */
+    private static Routes.Route route(String name, Map<String, String> values, Config global, Map<String, Config> groups,
+                                      String source, List<String> problems) {
+        String key = "route." + name;
+        String spec = values.get("");
+        if (spec == null) {
+            problems.add(source + ": keys '" + key + ".*' without '" + key + "' (its [HOST][PATH_PREFIX] -> GROUP)");
+            return null;
+        }
+        Matcher m = ROUTE.matcher(spec);
+        String host = m.matches() ? m.group(1).toLowerCase(java.util.Locale.ROOT) : null;
+        if (host != null && host.endsWith(".") && host.length() > 1) host = host.substring(0, host.length() - 1);
+        String prefix = m.matches() && m.group(2) != null ? m.group(2) : "/";
+        if (host == null || host.isEmpty() && m.group(2) == null || !host.isEmpty() && !HOST_PATTERN.matcher(host).matches()
+                || !PREFIX.matcher(prefix).matches()) {
+            problems.add(source + ": key '" + key + "': expected [HOST][PATH_PREFIX] -> GROUP, such as "
+                    + "'api.example.com/ -> api', '/admin/ -> admin' or '*.example.com/ -> web' (value: '" + spec + "')");
+            return null;
+        }
+        String group = m.group(3);
+        Map<String, String> sub = new LinkedHashMap<>(DEFAULTS);
+        sub.keySet().removeIf(k -> k.startsWith("header.")); // in.headers() below: the route's own only
+        values.forEach((k, v) -> {
+            if (!k.isEmpty()) sub.put(k, v);
+        });
+        List<String> own = new ArrayList<>();
+        Parser in = new Parser(source, sub, own, k -> key + "." + k);
+        Routes.Return answer = values.containsKey("return") ? in.read("return", Parser::returnOf) : null;
+        if (group == null && answer == null) {
+            own.add(source + ": key '" + key + "': no '-> GROUP' and no '" + key + ".return'");
+        } else if (answer == null && !group.equals(DEFAULT_GROUP) && !groups.containsKey(group)) {
+            own.add(source + ": key '" + key + "': no upstream group '" + group + "' (no key 'upstream." + group + "')");
+        } else if (answer == null && group.equals(DEFAULT_GROUP) && global.upstream().isEmpty()) {
+            own.add(source + ": key '" + key + "': no default group (no key 'upstream')");
+        }
+        boolean strip = values.containsKey("strip_prefix") && in.flag("strip_prefix");
+        Duration readTimeout = values.containsKey("read_timeout") ? in.duration("read_timeout") : global.readTimeout();
+        long maxBody = values.containsKey("client_max_body_size")
+                ? in.size("client_max_body_size", 0, Long.MAX_VALUE) : global.clientMaxBodySize();
+        // header.X overrides the global header of that name only (names are case-insensitive).
+        Map<String, String> headers = new LinkedHashMap<>(global.headers());
+        Map<String, String> mine = in.headers();
+        mine.keySet().forEach(n -> headers.keySet().removeIf(h -> h.equalsIgnoreCase(n)));
+        headers.putAll(mine);
+        problems.addAll(own);
+        if (!own.isEmpty()) return null;
+        Config settings = global.with(Collections.unmodifiableMap(headers), readTimeout, maxBody, Map.of(), null);
+        return new Routes.Route(name, host.isEmpty() ? null : host, prefix, group, strip, answer, settings);
     }
 
     /** ", did you mean 'x'?" for the known key closest to a misspelt one. */
@@ -316,7 +486,8 @@ record Config(
      * so that the keys after it are checked too (from never returns a Config with a stand-in:
      * it throws). Each reader below applies one rule to the text of its key.
      */
-    private record Parser(String source, Map<String, String> values, List<String> problems) {
+    private record Parser(String source, Map<String, String> values, List<String> problems,
+                          Function<String, String> keyName) {
         private static final Pattern DURATION = Pattern.compile("(\\d{1,9})(ms|s|m|h)?");
         private static final Pattern SIZE = Pattern.compile("(\\d{1,15})([kmg])?", Pattern.CASE_INSENSITIVE);
         private static final Pattern ADDRESS = Pattern.compile("(?:\\[([0-9A-Fa-f:.]+)]|([^\\s:\\[\\]]+)):(\\d{1,5})");
@@ -343,12 +514,27 @@ record Config(
                 return rule.apply(values.get(key));
             } catch (Bad e) {
                 note(key, e);
-                return rule.apply(DEFAULTS.get(key));
+                if (key.equals("strip_prefix")) return rule.apply("off"); // a route's key: not in DEFAULTS
+                return DEFAULTS.containsKey(key) ? rule.apply(DEFAULTS.get(key)) : null;
             }
         }
 
+        /** route.NAME.return = CODE [URL or text]: nginx's return; a 3xx needs its URL. */
+        static Routes.Return returnOf(String text) {
+            Matcher m = RETURN.matcher(text);
+            if (!m.matches()) throw new Bad("expected a status and a URL or text, such as '301 https://example.com$request_uri'");
+            int status = Integer.parseInt(m.group(1));
+            String rest = m.group(2) == null ? "" : m.group(2).strip();
+            boolean redirect = status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+            if (redirect && rest.isEmpty()) throw new Bad("a redirect needs the URL to redirect to");
+            if (status < 200) throw new Bad("a status of 200 or more");
+            if (rest.chars().anyMatch(c -> c < 0x20 && c != '\t' || c == 0x7f)) throw new Bad("control characters are not allowed");
+            checkVariables(rest, RETURN_VARIABLES);
+            return new Routes.Return(status, rest);
+        }
+
         private void note(String key, Bad e) {
-            problems.add(source + ": key '" + key + "': " + e.getMessage() + " (value: '" + values.get(key) + "')");
+            problems.add(source + ": key '" + keyName.apply(key) + "': " + e.getMessage() + " (value: '" + values.get(key) + "')");
         }
 
         Duration duration(String key) {
@@ -503,6 +689,11 @@ record Config(
 
         List<InetSocketAddress> addresses(String key) {
             return read(key, text -> listOf(text).stream().map(Parser::addressOf).toList());
+        }
+
+        /** One host:port, or empty for none (null). */
+        InetSocketAddress optionalAddress(String key) {
+            return read(key, text -> text.isEmpty() ? null : addressOf(text));
         }
 
         List<Server> servers(String key) {

@@ -3,6 +3,7 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.LongAdder;
 
 /**
  * The client connections being served: at most max_connections at once, and the graceful
@@ -19,6 +20,13 @@ final class Connections {
     private final Semaphore slots;
     private final Set<ClientConnection> open = ConcurrentHashMap.newKeySet();
     private volatile boolean draining;
+    // nginx's stub_status counters (read by Status): connections accepted, and admitted
+    // (within max_connections); requests; exchanges reading a head, and past it.
+    final LongAdder accepts = new LongAdder();
+    final LongAdder handled = new LongAdder();
+    final LongAdder requests = new LongAdder();
+    final LongAdder reading = new LongAdder();
+    final LongAdder writing = new LongAdder();
 
     Connections(int maxConnections) {
         this.max = maxConnections;
@@ -27,7 +35,27 @@ final class Connections {
 
     /** A slot for a new connection, if one is free (else the caller refuses it with 503). */
     boolean tryAdmit() {
-        return slots.tryAcquire();
+        accepts.increment();
+        boolean admitted = slots.tryAcquire();
+        if (admitted) handled.increment();
+        return admitted;
+    }
+
+    /** An exchange begins: reading its request head. */
+    void reading() {
+        reading.increment();
+    }
+
+    /** Its head is in: a request, being served. */
+    void writing() {
+        reading.decrement();
+        writing.increment();
+        requests.increment();
+    }
+
+    /** The exchange ended, after its head was read or not. */
+    void exchangeEnded(boolean headRead) {
+        (headRead ? writing : reading).decrement();
     }
 
     /** Gives back a slot that {@link #tryAdmit} took, for a connection that never started. */

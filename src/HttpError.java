@@ -52,6 +52,16 @@ final class HttpError extends Exception {
     static String reasonPhrase(int status) {
         return switch (status) {
             case 100 -> "Continue";
+            case 200 -> "OK";
+            case 204 -> "No Content";
+            case 301 -> "Moved Permanently";
+            case 302 -> "Found";
+            case 303 -> "See Other";
+            case 307 -> "Temporary Redirect";
+            case 308 -> "Permanent Redirect";
+            case 403 -> "Forbidden";
+            case 404 -> "Not Found";
+            case 410 -> "Gone";
             case 400 -> "Bad Request";
             case 405 -> "Method Not Allowed";
             case 408 -> "Request Timeout";

@@ -35,7 +35,7 @@ final class LogFormat {
      */
     record Entry(InetSocketAddress peer, String requestLine, HttpParser.Request request, int status,
                  long bodyBytesSent, long nanos, List<Attempt> upstreams, Supplier<String> requestId,
-                 String gzipRatio) {}
+                 String gzipRatio, String route, String upstreamName) {}
 
     private static final DateTimeFormatter TIME_LOCAL = DateTimeFormatter.ofPattern("dd/MMM/yyyy:HH:mm:ss Z", Locale.US);
     private static final DateTimeFormatter TIME_ISO8601 = DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ssxxx", Locale.US);
@@ -72,6 +72,8 @@ final class LogFormat {
             case "$upstream_response_time" -> eachUpstream(e, a -> seconds(a.nanos()));
             case "$request_id" -> e.requestId().get();
             case "$gzip_ratio" -> e.gzipRatio(); // original over compressed size (Gzip.ratio)
+            case "$route" -> e.route(); // route.NAME's name; none for the default group
+            case "$upstream_name" -> e.upstreamName(); // the group, "default" for the unnamed one
             default -> throw new IllegalArgumentException(name);
         };
     }

@@ -12,7 +12,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Semaphore;
 import java.util.jar.JarEntry;
 import java.util.jar.JarFile;
@@ -32,7 +35,7 @@ import java.util.jar.JarFile;
  * enforced by {@link Watchdog}), {@link HeadReader} (lines off the wire), {@link HttpParser}
  * (heads, {@link Headers}, {@link Body} framing), {@link ClientConnection} (the loop, and
  * {@link IdleConnections} between requests), {@link Forwarding} (header rewriting),
- * {@link Upstreams} (choice, health, pool; names followed by {@link Resolver}, servers
+ * {@link Routes} (which upstream group), {@link Upstreams} (choice, health, pool; names followed by {@link Resolver}, servers
  * checked by {@link HealthCheck}), {@link Relay} (bodies, in buffers from
  * {@link BufferPool}), {@link Tunnel} (WebSocket), {@link Log} ({@link LogFormat},
  * {@link LogFile}), {@link HttpError}.
@@ -53,9 +56,11 @@ public final class Proxy implements AutoCloseable {
 
     private final Config config;
     private final Log log;
-    private final Upstreams upstreams;
-    private final Resolver resolver;       // null: no upstream given by host name
-    private final HealthCheck healthCheck; // null: health_check is off
+    private final Upstreams upstreams;     // the default group's (no server when routes leave it out)
+    private final Map<String, Upstreams> groups; // every group by name, "default" first
+    private final List<Resolver> resolvers = new ArrayList<>();       // for the groups with a server given by name
+    private final List<HealthCheck> healthChecks = new ArrayList<>(); // for the groups with health_check on
+    private Status status; // the status listener; null: status_listen is off
     private final BufferPool buffers;
     private final IdleConnections idle;
     private final Connections connections;
@@ -130,6 +135,13 @@ public final class Proxy implements AutoCloseable {
                 throw new Config.Invalid("key 'listen': cannot listen on " + Config.hostPort(address) + ": " + why);
             }
         }
+        try {
+            proxy.status = Status.start(config, proxy.connections, proxy.groups, proxy.buffers, proxy.log);
+        } catch (IOException e) {
+            proxy.close();
+            throw new Config.Invalid("key 'status_listen': cannot listen on " + Config.hostPort(config.statusListen())
+                    + ": " + e.getMessage());
+        }
         for (ServerSocketChannel server : proxy.listeners) {
             proxy.acceptors.add(Thread.ofPlatform().name("accept " + server.socket().getLocalSocketAddress())
                     .start(() -> proxy.accept(server)));
@@ -138,6 +150,11 @@ public final class Proxy implements AutoCloseable {
         for (InetSocketAddress bound : proxy.boundAddresses()) {
             proxy.log.notice("listening on " + Config.hostPort(bound) + ", upstream " + config.upstream().stream()
                     .map(Config.Server::hostPort).toList());
+        }
+        config.groups().forEach((name, group) -> proxy.log.notice("upstream group " + name + ": "
+                + group.upstream().stream().map(Config.Server::hostPort).toList()));
+        if (config.routes().fallback() == null) {
+            proxy.log.notice("no default group (no key 'upstream'): a request that matches no route gets 404");
         }
         return proxy;
     }
@@ -175,9 +192,20 @@ public final class Proxy implements AutoCloseable {
     private Proxy(Config config, BufferPool buffers, Resolver.Lookup lookup) throws IOException {
         this.config = config;
         this.log = new Log(config);
-        this.upstreams = new Upstreams(config, log);
-        this.resolver = Resolver.start(config, upstreams, log, lookup);
-        this.healthCheck = HealthCheck.start(config, upstreams, log);
+        Map<String, Config> settings = new LinkedHashMap<>();
+        settings.put(Config.DEFAULT_GROUP, config);
+        settings.putAll(config.groups());
+        Map<String, Upstreams> groups = new LinkedHashMap<>();
+        settings.forEach((name, group) -> {
+            Upstreams u = new Upstreams(group, log);
+            groups.put(name, u);
+            Resolver r = Resolver.start(group, u, log, lookup);
+            if (r != null) resolvers.add(r);
+            HealthCheck h = HealthCheck.start(group, u, log);
+            if (h != null) healthChecks.add(h);
+        });
+        this.groups = Collections.unmodifiableMap(groups);
+        this.upstreams = groups.get(Config.DEFAULT_GROUP);
         this.buffers = buffers;
         this.idle = new IdleConnections(config.keepaliveTimeout());
         this.connections = new Connections(config.maxConnections());
@@ -228,7 +256,7 @@ public final class Proxy implements AutoCloseable {
         try {
             channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
             client = new Wire(channel, CLIENT_BUFFER, config.clientBodyTimeout(), config.sendTimeout());
-            connection = new ClientConnection(config, upstreams, buffers, idle, log, client, connections);
+            connection = new ClientConnection(config, groups, buffers, idle, log, client, connections);
         } catch (IOException | RuntimeException | Error e) {
             // The client left before we could start, or something unexpected failed (out
             // of file descriptors, a class can't be loaded): this connection ends, cleanly.
@@ -296,6 +324,16 @@ public final class Proxy implements AutoCloseable {
         return upstreams;
     }
 
+    /** The status listener's address, or null when status_listen is off. */
+    InetSocketAddress statusAddress() {
+        return status == null ? null : status.address();
+    }
+
+    /** Every upstream group by name, the default ("default") first. */
+    Map<String, Upstreams> groups() {
+        return groups;
+    }
+
     IdleConnections idle() {
         return idle;
     }
@@ -358,9 +396,10 @@ public final class Proxy implements AutoCloseable {
             }
         }
         connections.drain();
-        if (healthCheck != null) healthCheck.close();
-        if (resolver != null) resolver.close();
-        upstreams.close();
+        if (status != null) status.close();
+        healthChecks.forEach(HealthCheck::close);
+        resolvers.forEach(Resolver::close);
+        groups.values().forEach(Upstreams::close);
         idle.close();
         buffers.deflaters.close(); // gzip's: the idle ones ended now, the ones in use as they come back
     }

@@ -58,6 +58,7 @@ final class Upstreams {
         private long closesIdleSeen;  // nanoTime of the last such find
         private volatile boolean healthy = true; // false: out of rotation by health check
         private boolean retired; // its address went away: no new requests, nothing pooled
+        final Counters.Server counters = new Counters.Server(); // for the status page
 
         Peer(Config.Server entry, InetSocketAddress address) {
             this.entry = entry;
@@ -66,6 +67,12 @@ final class Upstreams {
 
         boolean healthy() {
             return healthy;
+        }
+
+        /** Whether it gets requests: neither down by max_fails nor out by health check. */
+        boolean up() {
+            long d = downUntil;
+            return healthy && (d == 0 || System.nanoTime() - d >= 0);
         }
 
         /** How the logs name it: host:port, and for a server given by name its address too. */
@@ -148,6 +155,7 @@ final class Upstreams {
     private final Thread maintenance;
     private boolean closed; // stopping: nothing goes back to the pool (guarded by this)
     private long windowStart = System.nanoTime();
+    final Counters.Histogram responseTimes = new Counters.Histogram(); // the group's, for /metrics
 
     Upstreams(Config config, Log log) {
         this.config = config;
@@ -191,6 +199,22 @@ final class Upstreams {
             }
         }
         return out;
+    }
+
+    /** One attempt at a server ended, with this status (0: none came) after this long: counted. */
+    void attempted(Peer p, int status, long nanos) {
+        p.counters.attempt(status, nanos);
+        responseTimes.observe(nanos);
+    }
+
+    /** The server's connections lent now and idle in the pool, for the status page. */
+    synchronized int[] pool(Peer p) {
+        return new int[] {p.lent, p.idle.size()};
+    }
+
+    /** The settings of its group: the global ones, with the group's own keys over them. */
+    Config config() {
+        return config;
     }
 
     /** How many servers there are (each address of a name counted). */
@@ -368,7 +392,8 @@ final class Upstreams {
      * Counts a failed attempt (refused, timed out, reset) toward max_fails. Going down is
      * logged once: a server that fails again while down (tried when all are) stays down quietly.
      */
-    synchronized void failed(Peer p) {
+    synchronized void failed(Peer p, String why) {
+        p.counters.failed(why);
         if (config.maxFails() == 0) return;
         long now = System.nanoTime();
         if (p.fails == 0 || now - p.windowStart > config.failTimeout().toNanos()) {
