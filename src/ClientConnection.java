@@ -36,6 +36,7 @@ final class ClientConnection {
     private final Wire client;
     private final Connections connections; // its max_connections slot, and whether the proxy is stopping
     private final HeadReader.Limits requestLimits;
+    private final HttpsRedirect redirect; // redirect_https on a plain listener, else null
 
     // The exchange in progress, for the error handler and the access log.
     private String requestLine;
@@ -54,7 +55,7 @@ final class ClientConnection {
     private String requestId;         // $request_id, made when first used
 
     ClientConnection(Config config, Upstreams upstreams, BufferPool buffers, IdleConnections idle, Log log,
-                     Wire client, Connections connections) {
+                     Wire client, Connections connections, HttpsRedirect redirect) {
         this.config = config;
         this.upstreams = upstreams;
         this.buffers = buffers;
@@ -63,6 +64,7 @@ final class ClientConnection {
         this.client = client;
         this.connections = connections;
         this.requestLimits = HeadReader.Limits.request(config);
+        this.redirect = redirect;
     }
 
     /**
@@ -192,6 +194,7 @@ final class ClientConnection {
         if (body instanceof Body.Length l && maxBody > 0 && l.bytes() > maxBody) {
             throw HttpError.bad(413, "Content-Length over client_max_body_size"); // before reading any of it
         }
+        if (redirect != null) return redirect(req, body);
         expectContinue(req, body);
         clientKeepAlive = req.http11() && !req.headers().hasToken("Connection", "close");
         String upgrade = upgradeRequested(req);
@@ -205,7 +208,7 @@ final class ClientConnection {
             try {
                 if (upstreamHead == null) {
                     upstreamHead = Forwarding.requestHead(req, body, client.remote, remoteAddr, config, up.peer().server,
-                            upgrade, config.upstreamKeepalive() == 0, this::requestId);
+                            upgrade, config.upstreamKeepalive() == 0, this::requestId, client.tls == null ? "http" : "https");
                 }
                 try {
                     sendRequest(up, body, upstreamHead);
@@ -240,6 +243,15 @@ final class ClientConnection {
                 tried(up.peer(), upstreamStatus, up.started());
             }
         }
+    }
+
+    /** redirect_https: the answer is a redirect to the TLS listener; a body, unread, ends the connection. */
+    private boolean redirect(HttpParser.Request req, Body body) throws HttpError {
+        boolean keepAlive = req.http11() && !req.headers().hasToken("Connection", "close") && body.isEmpty();
+        status = HttpsRedirect.status(req);
+        writeToClient(redirect.response(req, client, keepAlive, config.addHeader()));
+        responseStarted = true;
+        return keepAlive;
     }
 
     /** Connects to the next server; one that can't be reached counts against it, and the next is tried. */
@@ -375,6 +387,7 @@ final class ClientConnection {
         Body out = in instanceof Body.Chunked || in instanceof Body.UntilClose
                 ? (req.http11() ? Body.CHUNKED : Body.UNTIL_CLOSE) : in;
         if (out instanceof Body.UntilClose || connections.draining()) keepAlive = false; // stopping: the last response
+        config.addHeader().forEach(resp.headers()::add); // add_header.NAME
         ByteBuffer head = ByteBuffer.wrap(Forwarding.responseHead(resp, out, keepAlive, false));
         try {
             bodyBytesSent = Relay.copy(up.wire(), in, client, out, head, 0, buffers);
@@ -420,6 +433,7 @@ final class ClientConnection {
         }
         responseStarted = true;
         try {
+            config.addHeader().forEach(resp.headers()::add); // add_header.NAME
             writeToClient(Forwarding.responseHead(resp, Body.EMPTY, true, true));
             Tunnel.run(client, up.wire(), config.readTimeout(), buffers);
             upstreams.succeeded(up.peer());

@@ -62,7 +62,9 @@ record Config(
         Log.Level errorLogLevel, // the least severe level written
         RealIp setRealIpFrom,   // the proxies whose real_ip_header is believed
         String realIpHeader,
-        Map<String, String> headers) { // header name -> template; "" removes the header
+        Map<String, String> headers,   // header name -> template; "" removes the header
+        Map<String, String> addHeader, // add_header.NAME: added to every response
+        TlsConfig tls) {               // null: no listener says ssl
 
     /**
      * One upstream server, as in nginx's {@code server 127.0.0.1:5000 weight=2;}. One given by
@@ -149,6 +151,7 @@ record Config(
         d.put("header.X-Real-IP", "$remote_addr");
         d.put("header.X-Forwarded-For", "$proxy_add_x_forwarded_for");
         d.put("header.X-Forwarded-Proto", "$scheme");
+        TlsConfig.defaults(d);
         return d;
     }
 
@@ -210,7 +213,7 @@ record Config(
         Map<String, String> v = new LinkedHashMap<>(DEFAULTS);
         for (var e : given.entrySet()) {
             String key = e.getKey();
-            if (!DEFAULTS.containsKey(key) && !key.startsWith("header.")) {
+            if (!DEFAULTS.containsKey(key) && !key.startsWith("header.") && !key.startsWith("add_header.")) {
                 problems.add(source + ": unknown key '" + key + "'" + suggestion(key));
             } else if (key.startsWith("header.")) {
                 // Header names are case-insensitive: header.x-forwarded-for replaces the
@@ -261,7 +264,9 @@ record Config(
                 in.logLevel("error_log"),
                 in.realIp("set_real_ip_from"),
                 in.headerName("real_ip_header"),
-                in.headers());
+                in.headers(),
+                in.addHeaders(),
+                TlsConfig.read(v, source, problems));
         if (!problems.isEmpty()) throw new Invalid(problems);
         return config;
     }
@@ -471,7 +476,8 @@ record Config(
         }
 
         List<InetSocketAddress> addresses(String key) {
-            return read(key, text -> listOf(text).stream().map(Parser::addressOf).toList());
+            // "0.0.0.0:443 ssl": the flag is TlsConfig's
+            return read(key, text -> listOf(text).stream().map(t -> addressOf(TlsConfig.address(t))).toList());
         }
 
         List<Server> servers(String key) {
@@ -493,6 +499,23 @@ record Config(
                     out.put(name, e.getValue());
                 } catch (Bad bad) {
                     note(e.getKey(), bad);
+                }
+            }
+            return Collections.unmodifiableMap(out);
+        }
+
+        /** Every add_header.NAME key: a header added to every response, as nginx's add_header. */
+        Map<String, String> addHeaders() {
+            Map<String, String> out = new LinkedHashMap<>();
+            for (var e : values.entrySet()) {
+                if (!e.getKey().startsWith("add_header.")) continue;
+                String name = e.getKey().substring("add_header.".length());
+                if (!HEADER_NAME.matcher(name).matches()) {
+                    note(e.getKey(), new Bad("not a valid header name"));
+                } else if (e.getValue().chars().anyMatch(c -> c < 0x20 && c != '\t' || c == 0x7f)) {
+                    note(e.getKey(), new Bad("control characters are not allowed in a header value"));
+                } else {
+                    out.put(name, e.getValue());
                 }
             }
             return Collections.unmodifiableMap(out);

@@ -52,6 +52,8 @@ final class HttpError extends Exception {
     static String reasonPhrase(int status) {
         return switch (status) {
             case 100 -> "Continue";
+            case 301 -> "Moved Permanently";
+            case 308 -> "Permanent Redirect";
             case 400 -> "Bad Request";
             case 405 -> "Method Not Allowed";
             case 408 -> "Request Timeout";
