@@ -116,7 +116,7 @@ final class ClientConnection {
         if (requestLine != null) {
             InetSocketAddress remote = remoteAddr == null ? client.remote : new InetSocketAddress(remoteAddr, client.remote.getPort());
             log.access(new LogFormat.Entry(remote, requestLine, request, status, bodyBytesSent,
-                    System.nanoTime() - started, attempts, this::requestId));
+                    System.nanoTime() - started, attempts, this::requestId, client.tls));
         }
         request = null; // an idle connection holds nothing of the last exchange
         requestLine = null;

@@ -164,7 +164,8 @@ record Config(
     static final List<String> LOG_VARIABLES = List.of(
             "$remote_addr", "$remote_user", "$time_local", "$time_iso8601", "$request", "$status",
             "$body_bytes_sent", "$http_referer", "$http_user_agent", "$request_time", "$upstream_addr",
-            "$upstream_status", "$upstream_response_time", "$request_id", "$host");
+            "$upstream_status", "$upstream_response_time", "$request_id", "$host",
+            "$scheme", "$ssl_protocol", "$ssl_cipher", "$ssl_server_name");
 
     /**
      * A configuration that can't be used, with every problem found: each one line naming the

@@ -33,7 +33,8 @@ final class LogFormat {
      * rejected before it parsed, {@code upstreams} null if no server was tried.
      */
     record Entry(InetSocketAddress peer, String requestLine, HttpParser.Request request, int status,
-                 long bodyBytesSent, long nanos, List<Attempt> upstreams, Supplier<String> requestId) {}
+                 long bodyBytesSent, long nanos, List<Attempt> upstreams, Supplier<String> requestId,
+                 TlsChannel tls) {} // tls: null on a plain listener
 
     private static final DateTimeFormatter TIME_LOCAL = DateTimeFormatter.ofPattern("dd/MMM/yyyy:HH:mm:ss Z", Locale.US);
     private static final DateTimeFormatter TIME_ISO8601 = DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ssxxx", Locale.US);
@@ -69,6 +70,10 @@ final class LogFormat {
             case "$upstream_status" -> eachUpstream(e, a -> a.status() == 0 ? "-" : Integer.toString(a.status()));
             case "$upstream_response_time" -> eachUpstream(e, a -> seconds(a.nanos()));
             case "$request_id" -> e.requestId().get();
+            case "$scheme" -> e.tls() == null ? "http" : "https";
+            case "$ssl_protocol" -> e.tls() == null ? null : e.tls().protocol();
+            case "$ssl_cipher" -> e.tls() == null ? null : e.tls().cipher();
+            case "$ssl_server_name" -> e.tls() == null ? null : e.tls().serverName();
             default -> throw new IllegalArgumentException(name);
         };
     }

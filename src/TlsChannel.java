@@ -53,7 +53,8 @@ final class TlsChannel {
     private boolean pooled;            // block came from the pool (else the heap: the budget was spent)
     private ByteBuffer netIn, appIn;   // read mode: the bytes not yet taken are position..limit
     private ByteBuffer netOut;         // empty between writes
-    private boolean started, established, checked; // checked: the first bytes were looked at
+    private boolean started, checked; // checked: the first bytes were looked at
+    private volatile boolean established; // read by the access log's thread too
 
     TlsChannel(SSLEngine engine, SocketChannel channel, BufferPool pool) {
         this.engine = engine;
