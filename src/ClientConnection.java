@@ -38,6 +38,7 @@ final class ClientConnection {
     private final Wire client;
     private final Connections connections; // its max_connections slot, and whether the proxy is stopping
     private final HeadReader.Limits requestLimits;
+    private final HttpsRedirect redirect; // redirect_https on a plain listener, else null
 
     // The exchange in progress, for the error handler and the access log.
     private String requestLine;
@@ -60,7 +61,7 @@ final class ClientConnection {
     private Upstreams upstreams;      // the route's group
 
     ClientConnection(Config config, Map<String, Upstreams> groups, BufferPool buffers, IdleConnections idle, Log log,
-                     Wire client, Connections connections) {
+                     Wire client, Connections connections, HttpsRedirect redirect) {
         this.config = config;
         this.groups = groups;
         this.settings = config;
@@ -70,6 +71,7 @@ final class ClientConnection {
         this.client = client;
         this.connections = connections;
         this.requestLimits = HeadReader.Limits.request(config);
+        this.redirect = redirect;
     }
 
     /**
@@ -127,7 +129,7 @@ final class ClientConnection {
             InetSocketAddress remote = remoteAddr == null ? client.remote : new InetSocketAddress(remoteAddr, client.remote.getPort());
             log.access(new LogFormat.Entry(remote, requestLine, request, status, bodyBytesSent,
                     System.nanoTime() - started, attempts, this::requestId, gzipRatio,
-                    route == null ? null : route.name(), route == null ? null : route.group()));
+                    route == null ? null : route.name(), route == null ? null : route.group(), client.tls));
         }
         request = null; // an idle connection holds nothing of the last exchange
         requestLine = null;
@@ -216,6 +218,7 @@ final class ClientConnection {
         if (body instanceof Body.Length l && maxBody > 0 && l.bytes() > maxBody) {
             throw HttpError.bad(413, "Content-Length over client_max_body_size"); // before reading any of it
         }
+        if (redirect != null) return redirect(req, body);
         expectContinue(req, body);
         String upgrade = upgradeRequested(req);
 
@@ -228,7 +231,8 @@ final class ClientConnection {
             try {
                 if (upstreamHead == null) {
                     upstreamHead = Forwarding.requestHead(req, body, client.remote, remoteAddr, settings, up.peer().server,
-                            upgrade, upstreams.config().upstreamKeepalive() == 0, this::requestId);
+                            upgrade, upstreams.config().upstreamKeepalive() == 0, this::requestId,
+                            client.tls == null ? "http" : "https");
                 }
                 up.wire().readTimeout(settings.readTimeout()); // the route's, on a pooled connection too
                 try {
@@ -301,7 +305,7 @@ final class ClientConnection {
             case "$request_uri" -> req.target();
             case "$uri" -> req.target().indexOf('?') < 0 ? req.target() : req.target().substring(0, req.target().indexOf('?'));
             case "$host" -> req.host() == null ? "" : Routes.host(req.host());
-            case "$scheme" -> "http";
+            case "$scheme" -> client.tls == null ? "http" : "https";
             default -> name;
         });
         byte[] response = Routes.response(answer.status(), text, close, head);
@@ -309,6 +313,15 @@ final class ClientConnection {
         responseStarted = true;
         if (!head) bodyBytesSent = Routes.bodyLength(answer.status(), text);
         return !close;
+    }
+
+    /** redirect_https: the answer is a redirect to the TLS listener; a body, unread, ends the connection. */
+    private boolean redirect(HttpParser.Request req, Body body) throws HttpError {
+        boolean keepAlive = req.http11() && !req.headers().hasToken("Connection", "close") && body.isEmpty();
+        status = HttpsRedirect.status(req);
+        writeToClient(redirect.response(req, client, keepAlive, config.addHeader()));
+        responseStarted = true;
+        return keepAlive;
     }
 
     /** Connects to the next server; one that can't be reached counts against it, and the next is tried. */
@@ -448,6 +461,7 @@ final class ClientConnection {
         Gzip.Encoder gzip = Gzip.start(config.gzip(), buffers, req, resp, in, upgrade != null);
         if (gzip != null) out = req.http11() ? Body.CHUNKED : Body.UNTIL_CLOSE;
         if (out instanceof Body.UntilClose || connections.draining()) keepAlive = false; // stopping: the last response
+        config.addHeader().forEach(resp.headers()::add); // add_header.NAME
         ByteBuffer head = ByteBuffer.wrap(Forwarding.responseHead(resp, out, keepAlive, false));
         try (gzip) {
             bodyBytesSent = Relay.copy(up.wire(), in, client, out, head, 0, buffers, gzip);
@@ -497,6 +511,7 @@ final class ClientConnection {
         }
         responseStarted = true;
         try {
+            config.addHeader().forEach(resp.headers()::add); // add_header.NAME
             writeToClient(Forwarding.responseHead(resp, Body.EMPTY, true, true));
             Tunnel.run(client, up.wire(), settings.readTimeout(), buffers);
             upstreams.succeeded(up.peer());

@@ -63,6 +63,8 @@ record Config(
         RealIp setRealIpFrom,   // the proxies whose real_ip_header is believed
         String realIpHeader,
         Map<String, String> headers, // header name -> template; "" removes the header
+        Map<String, String> addHeader, // add_header.NAME: added to every response
+        TlsConfig tls,               // null: no listener says ssl
         Gzip.Settings gzip,     // null: gzip off
         InetSocketAddress statusListen, // the status listener (Status); null = off
         Map<String, Config> groups,  // upstream.NAME: each named group's settings (upstream() is the default's)
@@ -159,6 +161,7 @@ record Config(
         d.put("header.X-Real-IP", "$remote_addr");
         d.put("header.X-Forwarded-For", "$proxy_add_x_forwarded_for");
         d.put("header.X-Forwarded-Proto", "$scheme");
+        TlsConfig.defaults(d);
         return d;
     }
 
@@ -174,7 +177,8 @@ record Config(
     static final List<String> LOG_VARIABLES = List.of(
             "$remote_addr", "$remote_user", "$time_local", "$time_iso8601", "$request", "$status",
             "$body_bytes_sent", "$http_referer", "$http_user_agent", "$request_time", "$upstream_addr",
-            "$upstream_status", "$upstream_response_time", "$request_id", "$host", "$gzip_ratio", "$upstream_name", "$route");
+            "$upstream_status", "$upstream_response_time", "$request_id", "$host", "$gzip_ratio", "$upstream_name", "$route",
+            "$scheme", "$ssl_protocol", "$ssl_cipher", "$ssl_server_name");
 
     /** The keys a named group may set for itself (upstream.NAME.KEY); the global ones are the defaults. */
     static final List<String> GROUP_KEYS = List.of(
@@ -240,7 +244,7 @@ record Config(
                 groupKeys.put(key, e.getValue());
             } else if (key.startsWith("route.")) {
                 routeKeys.put(key, e.getValue());
-            } else if (!DEFAULTS.containsKey(key) && !key.startsWith("header.")) {
+            } else if (!DEFAULTS.containsKey(key) && !key.startsWith("header.") && !key.startsWith("add_header.")) {
                 problems.add(source + ": unknown key '" + key + "'" + suggestion(key));
             } else if (key.startsWith("header.")) {
                 // Header names are case-insensitive: header.x-forwarded-for replaces the
@@ -258,7 +262,7 @@ record Config(
         }
         // With routes, the unnamed upstream is the default group only if it is given.
         boolean noDefault = !routeKeys.isEmpty() && !given.containsKey("upstream");
-        Config global = build(new Parser(source, v, problems, k -> k), noDefault, Map.of(), null);
+        Config global = build(new Parser(source, v, problems, k -> k), true, noDefault, Map.of(), null);
         Map<String, Config> groups = groups(groupKeys, v, source, problems);
         Routes routes = routes(routeKeys, global, groups, noDefault, source, problems);
         if (!problems.isEmpty()) throw new Invalid(List.copyOf(new java.util.LinkedHashSet<>(problems)));
@@ -266,7 +270,7 @@ record Config(
     }
 
     /** Every value read by its rule; {@code routes} null: none yet (from() adds them). */
-    private static Config build(Parser in, boolean noDefault, Map<String, Config> groups, Routes routes) {
+    private static Config build(Parser in, boolean global, boolean noDefault, Map<String, Config> groups, Routes routes) {
         int maxHeaderSize = (int) in.size("max_header_size", 256, 1 << 20); // max_header_fields follows it
         return new Config(
                 in.addresses("listen"),
@@ -302,6 +306,8 @@ record Config(
                 in.realIp("set_real_ip_from"),
                 in.headerName("real_ip_header"),
                 in.headers(),
+                in.addHeaders(),
+                global ? TlsConfig.read(in.values(), in.source(), in.problems()) : null, // a group has no listener
                 in.gzip(),
                 in.optionalAddress("status_listen"),
                 groups,
@@ -316,7 +322,7 @@ record Config(
                 upstreamKeepaliveRequests, maxFails, nextUpstreamTries, nextUpstreamTimeout, failTimeout, resolveInterval,
                 healthCheck, healthCheckInterval, clientMaxBodySize, maxRequestLine, maxHeaderSize, maxHeaderFields,
                 maxConnections, bufferMemory, accessLog, logFormat, errorLog, errorLogLevel, setRealIpFrom, realIpHeader,
-                headers, gzip, statusListen, groups, routes);
+                headers, addHeader, tls, gzip, statusListen, groups, routes);
     }
 
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9_-]+");
@@ -352,7 +358,7 @@ record Config(
             v.putAll(values);
             String prefix = "upstream." + name;
             Function<String, String> keyName = k -> !values.containsKey(k) ? k : k.equals("upstream") ? prefix : prefix + "." + k;
-            groups.put(name, build(new Parser(source, v, problems, keyName), false, Map.of(), null));
+            groups.put(name, build(new Parser(source, v, problems, keyName), false, false, Map.of(), null));
         });
         return Collections.unmodifiableMap(groups);
     }
@@ -688,7 +694,8 @@ record Config(
         }
 
         List<InetSocketAddress> addresses(String key) {
-            return read(key, text -> listOf(text).stream().map(Parser::addressOf).toList());
+            // "0.0.0.0:443 ssl": the flag is TlsConfig's
+            return read(key, text -> listOf(text).stream().map(t -> addressOf(TlsConfig.address(t))).toList());
         }
 
         /** One host:port, or empty for none (null). */
@@ -715,6 +722,23 @@ record Config(
                     out.put(name, e.getValue());
                 } catch (Bad bad) {
                     note(e.getKey(), bad);
+                }
+            }
+            return Collections.unmodifiableMap(out);
+        }
+
+        /** Every add_header.NAME key: a header added to every response, as nginx's add_header. */
+        Map<String, String> addHeaders() {
+            Map<String, String> out = new LinkedHashMap<>();
+            for (var e : values.entrySet()) {
+                if (!e.getKey().startsWith("add_header.")) continue;
+                String name = e.getKey().substring("add_header.".length());
+                if (!HEADER_NAME.matcher(name).matches()) {
+                    note(e.getKey(), new Bad("not a valid header name"));
+                } else if (e.getValue().chars().anyMatch(c -> c < 0x20 && c != '\t' || c == 0x7f)) {
+                    note(e.getKey(), new Bad("control characters are not allowed in a header value"));
+                } else {
+                    out.put(name, e.getValue());
                 }
             }
             return Collections.unmodifiableMap(out);

@@ -66,6 +66,13 @@ final class Forwarding {
     static byte[] requestHead(HttpParser.Request req, Body body, InetSocketAddress peer, InetAddress client,
                               Config config, Config.Server server, String upgrade, boolean close,
                               Supplier<String> requestId) {
+        return requestHead(req, body, peer, client, config, server, upgrade, close, requestId, "http");
+    }
+
+    /** The same, for a request that came over {@code scheme} ($scheme: "https" on a TLS listener). */
+    static byte[] requestHead(HttpParser.Request req, Body body, InetSocketAddress peer, InetAddress client,
+                              Config config, Config.Server server, String upgrade, boolean close,
+                              Supplier<String> requestId, String scheme) {
         Headers h = req.headers();
         removeHopByHop(h);
         boolean trusted = config.setRealIpFrom().trusts(peer.getAddress());
@@ -77,7 +84,7 @@ final class Forwarding {
         h.set("Via", via.isEmpty() ? self : String.join(", ", via) + ", " + self);
 
         for (var field : config.headers().entrySet()) {
-            String value = expand(field.getValue(), name -> variable(name, req, h, peer, client, trusted, requestId));
+            String value = expand(field.getValue(), name -> variable(name, req, h, peer, client, trusted, requestId, scheme));
             h.remove(field.getKey());
             if (!value.isEmpty()) h.add(field.getKey(), value);
         }
@@ -177,10 +184,10 @@ final class Forwarding {
      * RFC 7239's Forwarded: this hop (for= the peer, proto=, host=), after the hops a
      * trusted proxy reported (from anyone else, Forwarded was removed: FORGEABLE).
      */
-    private static String forwarded(List<String> incoming, InetSocketAddress peer, String host) {
+    private static String forwarded(List<String> incoming, InetSocketAddress peer, String host, String scheme) {
         String addr = ip(peer);
         String node = addr.contains(":") ? "\"[" + addr + "]\"" : addr; // RFC 7239 6: IPv6 quoted, in brackets
-        StringBuilder hop = new StringBuilder("for=").append(node).append(";proto=http");
+        StringBuilder hop = new StringBuilder("for=").append(node).append(";proto=").append(scheme);
         if (host != null) hop.append(";host=").append(isToken(host) ? host : "\"" + host + "\"");
         return incoming.isEmpty() ? hop.toString() : String.join(", ", incoming) + ", " + hop;
     }
@@ -195,11 +202,11 @@ final class Forwarding {
 
     /** One variable of a header template (nginx's names), computed only when used. */
     private static String variable(String name, HttpParser.Request req, Headers h, InetSocketAddress peer,
-                                   InetAddress client, boolean trusted, Supplier<String> requestId) {
+                                   InetAddress client, boolean trusted, Supplier<String> requestId, String scheme) {
         return switch (name) {
             case "$remote_addr" -> ip(client); // the client's, behind trusted proxies (RealIp)
             case "$remote_port" -> Integer.toString(peer.getPort());
-            case "$scheme" -> "http";
+            case "$scheme" -> scheme;
             case "$host" -> req.host() == null ? "" : HttpParser.hostName(req.host());
             // The Host we validated, even if the client named it in Connection (which would
             // otherwise let it pick the virtual host the upstream sees).
@@ -207,7 +214,7 @@ final class Forwarding {
             // Appended with the peer that connected: behind a trusted proxy, that proxy, whose
             // own entry names the client already (nginx appends $remote_addr, repeating it).
             case "$proxy_add_x_forwarded_for" -> appendForwardedFor(h.all("X-Forwarded-For"), peer);
-            case "$forwarded" -> forwarded(trusted ? h.all("Forwarded") : List.of(), peer, req.host());
+            case "$forwarded" -> forwarded(trusted ? h.all("Forwarded") : List.of(), peer, req.host(), scheme);
             case "$request_id" -> requestId.get();
             default -> throw new IllegalArgumentException(name); // Config lets no other name through
         };

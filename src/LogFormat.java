@@ -35,7 +35,8 @@ final class LogFormat {
      */
     record Entry(InetSocketAddress peer, String requestLine, HttpParser.Request request, int status,
                  long bodyBytesSent, long nanos, List<Attempt> upstreams, Supplier<String> requestId,
-                 String gzipRatio, String route, String upstreamName) {}
+                 String gzipRatio, String route, String upstreamName,
+                 TlsChannel tls) {} // tls: null on a plain listener
 
     private static final DateTimeFormatter TIME_LOCAL = DateTimeFormatter.ofPattern("dd/MMM/yyyy:HH:mm:ss Z", Locale.US);
     private static final DateTimeFormatter TIME_ISO8601 = DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ssxxx", Locale.US);
@@ -74,6 +75,10 @@ final class LogFormat {
             case "$gzip_ratio" -> e.gzipRatio(); // original over compressed size (Gzip.ratio)
             case "$route" -> e.route(); // route.NAME's name; none for the default group
             case "$upstream_name" -> e.upstreamName(); // the group, "default" for the unnamed one
+            case "$scheme" -> e.tls() == null ? "http" : "https";
+            case "$ssl_protocol" -> e.tls() == null ? null : e.tls().protocol();
+            case "$ssl_cipher" -> e.tls() == null ? null : e.tls().cipher();
+            case "$ssl_server_name" -> e.tls() == null ? null : e.tls().serverName();
             default -> throw new IllegalArgumentException(name);
         };
     }

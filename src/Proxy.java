@@ -64,6 +64,8 @@ public final class Proxy implements AutoCloseable {
     private final BufferPool buffers;
     private final IdleConnections idle;
     private final Connections connections;
+    private final Certificates certificates; // null: no listener says ssl
+    private int httpsPort;                   // the first TLS listener's port, for redirect_https
     private final Semaphore lingeringRefusals = new Semaphore(MAX_LINGERING_REFUSALS);
     private final List<ServerSocketChannel> listeners = new ArrayList<>();
     private final List<Thread> acceptors = new ArrayList<>();
@@ -142,10 +144,15 @@ public final class Proxy implements AutoCloseable {
             throw new Config.Invalid("key 'status_listen': cannot listen on " + Config.hostPort(config.statusListen())
                     + ": " + e.getMessage());
         }
-        for (ServerSocketChannel server : proxy.listeners) {
+        TlsConfig tls = config.tls();
+        for (int i = 0; i < proxy.listeners.size(); i++) {
+            ServerSocketChannel server = proxy.listeners.get(i);
+            boolean ssl = tls != null && tls.listeners().contains(i);
+            if (ssl && proxy.httpsPort == 0) proxy.httpsPort = server.socket().getLocalPort();
             proxy.acceptors.add(Thread.ofPlatform().name("accept " + server.socket().getLocalSocketAddress())
-                    .start(() -> proxy.accept(server)));
+                    .start(() -> proxy.accept(server, ssl)));
         }
+        if (tls != null) tls.warnings().forEach(proxy.log::warn);
         proxy.log.notice("started: pid " + ProcessHandle.current().pid() + ", Java " + Runtime.version());
         for (InetSocketAddress bound : proxy.boundAddresses()) {
             proxy.log.notice("listening on " + Config.hostPort(bound) + ", upstream " + config.upstream().stream()
@@ -209,9 +216,11 @@ public final class Proxy implements AutoCloseable {
         this.buffers = buffers;
         this.idle = new IdleConnections(config.keepaliveTimeout());
         this.connections = new Connections(config.maxConnections());
+        this.certificates = config.tls() == null ? null : new Certificates(config.tls(), log::error).watch();
     }
 
-    private void accept(ServerSocketChannel server) {
+    /** Accepts connections on one listener; ssl: they speak TLS. */
+    private void accept(ServerSocketChannel server, boolean ssl) {
         long backoff = 0; // ms; after a failed accept, as Go's net/http server: 5 ms doubling to 1 s
         while (server.isOpen()) {
             SocketChannel channel;
@@ -238,7 +247,7 @@ public final class Proxy implements AutoCloseable {
                 continue;
             }
             try {
-                Thread.ofVirtual().start(() -> serve(channel));
+                Thread.ofVirtual().start(() -> serve(channel, ssl));
             } catch (RuntimeException | Error e) {
                 // No thread for it (out of memory, most likely): this connection ends, and the
                 // acceptor goes on. Without this thread the listener would be dead for good.
@@ -250,13 +259,16 @@ public final class Proxy implements AutoCloseable {
     }
 
     /** A new client connection, on its own virtual thread: holds its slot until it closes. */
-    private void serve(SocketChannel channel) {
+    private void serve(SocketChannel channel, boolean ssl) {
         ClientConnection connection;
         Wire client = null;
         try {
             channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
-            client = new Wire(channel, CLIENT_BUFFER, config.clientBodyTimeout(), config.sendTimeout());
-            connection = new ClientConnection(config, groups, buffers, idle, log, client, connections);
+            TlsChannel tls = ssl ? new TlsChannel(certificates.newEngine(), channel, buffers) : null;
+            client = new Wire(channel, tls, CLIENT_BUFFER, config.clientBodyTimeout(), config.sendTimeout());
+            HttpsRedirect redirect = !ssl && config.tls() != null && config.tls().redirectHttps()
+                    ? new HttpsRedirect(httpsPort) : null;
+            connection = new ClientConnection(config, groups, buffers, idle, log, client, connections, redirect);
         } catch (IOException | RuntimeException | Error e) {
             // The client left before we could start, or something unexpected failed (out
             // of file descriptors, a class can't be loaded): this connection ends, cleanly.
@@ -397,6 +409,7 @@ public final class Proxy implements AutoCloseable {
         }
         connections.drain();
         if (status != null) status.close();
+        if (certificates != null) certificates.close();
         healthChecks.forEach(HealthCheck::close);
         resolvers.forEach(Resolver::close);
         groups.values().forEach(Upstreams::close);

@@ -27,7 +27,7 @@ final class Tunnel {
     private static void pump(Wire from, Wire to, BufferPool pool) {
         try {
             Relay.copy(from, Body.UNTIL_CLOSE, to, Body.UNTIL_CLOSE, null, 0, pool);
-            to.channel.shutdownOutput();
+            to.shutdownOutput();
         } catch (IOException | HttpError | RuntimeException | Error e) {
             from.closeQuietly(); // one direction failed: end both
             to.closeQuietly();

@@ -31,6 +31,7 @@ final class Wire implements Closeable, Watchdog.Watched {
     private static final ByteBuffer NONE = ByteBuffer.allocate(0);
 
     final SocketChannel channel;
+    final TlsChannel tls; // null: plain; else every read and write goes through TLS
     final InetSocketAddress remote;
     private final int initialBuffer;
     ByteBuffer in;
@@ -58,7 +59,14 @@ final class Wire implements Closeable, Watchdog.Watched {
     }
 
     Wire(SocketChannel channel, int initialBuffer, Duration readTimeout, Duration sendTimeout) throws IOException {
+        this(channel, null, initialBuffer, readTimeout, sendTimeout);
+    }
+
+    /** A wire whose bytes go through TLS ({@code tls} not null), as a client's on an ssl listener. */
+    Wire(SocketChannel channel, TlsChannel tls, int initialBuffer, Duration readTimeout, Duration sendTimeout)
+            throws IOException {
         this.channel = channel;
+        this.tls = tls;
         this.remote = (InetSocketAddress) channel.getRemoteAddress();
         this.initialBuffer = initialBuffer;
         this.in = NONE; // made on the first read: a connection that is only written to holds none
@@ -175,7 +183,7 @@ final class Wire implements Closeable, Watchdog.Watched {
         ensureBuffer();
         in.compact();
         try {
-            return channel.read(in) != 0;
+            return (tls == null ? channel.read(in) : tls.read(in)) != 0;
         } finally {
             in.flip();
         }
@@ -183,10 +191,15 @@ final class Wire implements Closeable, Watchdog.Watched {
 
     /** The one place that reads from the channel: arms the read deadline around the call. */
     private int channelRead(ByteBuffer dst) throws IOException {
+        return channelRead(dst, false);
+    }
+
+    /** raw: past TLS, the bytes as they come (a closing connection discards them). */
+    private int channelRead(ByteBuffer dst, boolean raw) throws IOException {
         readDeadline = fixedReadDeadline != 0 ? fixedReadDeadline : nonZero(System.nanoTime() + readTimeoutNanos);
         int n;
         try {
-            n = channel.read(dst);
+            n = tls == null || raw ? channel.read(dst) : tls.read(dst); // TLS: the first read makes the handshake
         } catch (IOException e) {
             READ_DEADLINE.setVolatile(this, 0L);
             throw expired ? new Timeout("read from " + remote) : e;
@@ -226,6 +239,7 @@ final class Wire implements Closeable, Watchdog.Watched {
     /** Idle and empty: drop the read buffer; the next read makes a new one. */
     void release() {
         if (!in.hasRemaining()) in = NONE;
+        if (tls != null) tls.release();
     }
 
     /** Once idle and empty, give a grown buffer back so idle connections stay small. */
@@ -267,7 +281,7 @@ final class Wire implements Closeable, Watchdog.Watched {
             for (ByteBuffer b : buffers) left += b.remaining();
             while (left > 0) {
                 writeDeadline = nonZero(System.nanoTime() + sendTimeoutNanos);
-                left -= channel.write(buffers);
+                left -= tls == null ? channel.write(buffers) : tls.write(buffers);
                 if ((long) WRITE_DEADLINE.getAndSet(this, 0L) == CLAIMED) throw new Timeout("write to " + remote);
             }
         } catch (Timeout e) {
@@ -289,15 +303,32 @@ final class Wire implements Closeable, Watchdog.Watched {
     void lingeringClose(Duration linger) {
         try {
             if (channel.isOpen() && !expired) {
+                if (tls != null) closeNotify();
                 channel.shutdownOutput();
                 readDeadline(linger);
                 ByteBuffer discard = ByteBuffer.allocate(1024);
-                for (int total = 0; total < 64 * 1024 && channelRead(discard.clear()) >= 0; ) total += discard.position();
+                for (int total = 0; total < 64 * 1024 && channelRead(discard.clear(), true) >= 0; ) total += discard.position();
             }
         } catch (IOException ignored) {
             // the peer reset or the linger time ran out: close anyway
         } finally {
             close();
+        }
+    }
+
+    /** A half-close: no more bytes from us (TLS: close_notify first), the peer may still send. */
+    void shutdownOutput() throws IOException {
+        if (tls != null) closeNotify();
+        channel.shutdownOutput();
+    }
+
+    /** TLS's close_notify before the FIN, within send_timeout as any write. */
+    private void closeNotify() throws IOException {
+        writeDeadline = nonZero(System.nanoTime() + sendTimeoutNanos);
+        try {
+            tls.closeNotify();
+        } finally {
+            WRITE_DEADLINE.setVolatile(this, 0L);
         }
     }
 

@@ -506,7 +506,12 @@ final class TestSupport {
         final OutputStream out;
 
         Client(int port) throws IOException {
-            socket = new Socket("127.0.0.1", port);
+            this(new Socket("127.0.0.1", port));
+        }
+
+        /** A client on a socket made elsewhere (TlsTest: a TLS socket). */
+        Client(Socket socket) throws IOException {
+            this.socket = socket;
             socket.setSoTimeout((int) WAIT.toMillis());
             in = socket.getInputStream();
             out = socket.getOutputStream();
