@@ -216,9 +216,12 @@ class AccessLogTest {
             var ok = TestSupport.exchange(port, "GET /ok?q=1 HTTP/1.1\r\nHost: a.example:8080\r\n"
                     + "Authorization: Basic YWxpY2U6c2VjcmV0\r\nReferer: http://example.com/\"from\"\r\nUser-Agent: t\u00e9st/1.0\r\n\r\n");
             assertEquals(200, ok.status());
+            // Each line is written after its response: wait for it, so that the lines come in this order.
+            TestSupport.awaitLines(log, 1);
             assertEquals(404, TestSupport.exchange(port, "GET /missing HTTP/1.1\r\nHost: a.example\r\n\r\n").status());
+            TestSupport.awaitLines(log, 2);
             assertEquals(502, TestSupport.exchange(port, "GET /garbage HTTP/1.1\r\nHost: a.example\r\n\r\n").status());
-            TestSupport.awaitLines(log, 3); // in this order
+            TestSupport.awaitLines(log, 3);
 
             // The client asks, and leaves (a reset) while the upstream is still thinking; the
             // proxy finds out when it passes the response on. nginx logs that as 499.
