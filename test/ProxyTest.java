@@ -437,18 +437,7 @@ class ProxyTest {
 
     @Test
     void webSocketUpgradeTunnelsBytesBothWays() throws Exception {
-        TestSupport.Handler ws = (r, out, s) -> {
-            out.write(TestSupport.bytes("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                    + "Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n"));
-            out.flush();
-            var in = s.getInputStream();
-            byte[] ping = in.readNBytes(4);
-            out.write(TestSupport.bytes("pong:" + TestSupport.text(ping)));
-            out.flush();
-            s.shutdownOutput();
-            in.readAllBytes();
-            return false;
-        };
+        TestSupport.Handler ws = TestSupport.WEBSOCKET_PONG;
         try (var backend = new TestSupport.Backend(ws); var proxy = TestSupport.proxy(backend.port());
              var client = new TestSupport.Client(TestSupport.port(proxy))) {
             client.send("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"

@@ -318,6 +318,23 @@ final class TestSupport {
         return true;
     };
 
+    /**
+     * A WebSocket server: answers the upgrade with 101, reads 4 bytes and answers
+     * "pong:" and them, then half-closes and reads to the end.
+     */
+    static final Handler WEBSOCKET_PONG = (r, out, s) -> {
+        out.write(bytes("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                + "Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n"));
+        out.flush();
+        InputStream in = s.getInputStream();
+        byte[] ping = in.readNBytes(4);
+        out.write(bytes("pong:" + text(ping)));
+        out.flush();
+        s.shutdownOutput();
+        in.readAllBytes();
+        return false;
+    };
+
     /** Answers with these raw bytes, then closes. */
     static Handler raw(String response) {
         return (r, out, s) -> {

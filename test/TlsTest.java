@@ -233,18 +233,7 @@ class TlsTest {
 
     @Test
     void aWebSocketTunnelsOverTls() throws Exception {
-        TestSupport.Handler ws = (r, out, s) -> {
-            out.write(TestSupport.bytes("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                    + "Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n"));
-            out.flush();
-            InputStream in = s.getInputStream();
-            byte[] ping = in.readNBytes(4);
-            out.write(TestSupport.bytes("pong:" + TestSupport.text(ping)));
-            out.flush();
-            s.shutdownOutput();
-            in.readAllBytes();
-            return false;
-        };
+        TestSupport.Handler ws = TestSupport.WEBSOCKET_PONG;
         try (var backend = new TestSupport.Backend(ws); var proxy = proxy(backend.port());
              var client = new TestSupport.Client(connect(tlsPort(proxy), "b.test", ecCert))) {
             client.send("GET /ws HTTP/1.1\r\nHost: b.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
