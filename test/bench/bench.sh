@@ -27,7 +27,8 @@
 # Environment: JAVA, JVM_OPTS (from make), ROUNDS (default 5), WRK_SECONDS (default 6),
 # WARMUP (default 3, passes for the proxy; the others get one), IDLE (default 10000),
 # MIX=0 to skip the 128 MB run, MIX_STALLED (1500), MIX_IDLE (10000), MIX_DOWNLOADS (20),
-# MIX_WRK_SECONDS (5), GZIP=0 to skip the gzip rows (gzip.sh, run last); QUICK=1 for a short run while developing (1 round, 2 s, a
+# MIX_WRK_SECONDS (5), GZIP=0 to skip the gzip rows (gzip.sh), TLS=0 to skip the TLS rows
+# (tls.sh, run last); QUICK=1 for a short run while developing (1 round, 2 s, a
 # scaled-down mix: its numbers are not the benchmark's).
 
 set -euo pipefail
@@ -738,6 +739,11 @@ main() {
         echo
         phase "gzip on, against nginx's gzip (test/bench/gzip.sh; GZIP=0 skips it)"
         timeout 600 bash "$BENCH/gzip.sh" || echo "bench: the gzip rows failed"
+    fi
+    if [ "${TLS:-1}" = 1 ]; then # the TLS rows: tls.sh, processes, certificate and files of its own
+        echo
+        phase "TLS, against nginx's TLS with the same certificate (test/bench/tls.sh; TLS=0 skips it)"
+        timeout 600 bash "$BENCH/tls.sh" || echo "bench: the TLS rows failed"
     fi
     echo
     echo "bench: done in $((SECONDS - STARTED)) s"
