@@ -1,5 +1,6 @@
 import java.io.EOFException;
 import java.io.IOException;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -48,7 +49,7 @@ final class ClientConnection {
     private boolean responseStarted;
     private boolean interimSent;      // a 1xx went to the client: the request can't go to another server
     private Upload upload;            // the request body, while another thread sends it (full duplex)
-    private java.net.InetAddress remoteAddr; // the client's address: the peer's, or behind trusted proxies (RealIp)
+    private InetAddress remoteAddr; // the client's address: the peer's, or behind trusted proxies (RealIp)
     private boolean reset;            // end with RST: a response was cut short
     private int status;
     private long bodyBytesSent;       // what went on the wire: compressed, if it was (Gzip)
@@ -126,7 +127,8 @@ final class ClientConnection {
         }
         connections.exchangeEnded(requestLine != null && !requestLine.isEmpty());
         if (requestLine != null) {
-            InetSocketAddress remote = remoteAddr == null ? client.remote : new InetSocketAddress(remoteAddr, client.remote.getPort());
+            InetSocketAddress remote = remoteAddr == null || remoteAddr == client.remote.getAddress() ? client.remote
+                    : new InetSocketAddress(remoteAddr, client.remote.getPort()); // the client behind a trusted proxy
             log.access(new LogFormat.Entry(remote, requestLine, request, status, bodyBytesSent,
                     System.nanoTime() - started, attempts, this::requestId, gzipRatio,
                     route == null ? null : route.name(), route == null ? null : route.group(), client.tls));
@@ -222,7 +224,9 @@ final class ClientConnection {
         expectContinue(req, body);
         String upgrade = upgradeRequested(req);
 
-        remoteAddr = config.setRealIpFrom().client(client.remote.getAddress(), req.headers().all(config.realIpHeader()));
+        InetAddress peer = client.remote.getAddress();
+        RealIp realIp = config.setRealIpFrom();
+        remoteAddr = realIp.trusts(peer) ? realIp.client(peer, req.headers().all(config.realIpHeader())) : peer;
         NextUpstream next = new NextUpstream(upstreams, upstreams.config(), req, body);
         byte[] upstreamHead = null; // made once: it rewrites the request's headers in place
         while (true) {
