@@ -313,16 +313,19 @@ final class Upstreams {
         long started = System.nanoTime();
         while (pooled) {
             Idle idle;
+            long idleFor;
+            boolean tooOld;
             synchronized (this) {
                 idle = peer.idle.peekFirst(); // the newest: the least idle
-                if (idle != null && !replayable && System.nanoTime() - idle.since() >= ONCE_ONLY_MAX_IDLE.toNanos()) idle = null;
-                if (idle != null) peer.idle.pollFirst();
+                if (idle == null) break;
+                idleFor = started - idle.since();
+                if (!replayable && idleFor >= ONCE_ONLY_MAX_IDLE.toNanos()) break; // left for requests that can go again
+                peer.idle.pollFirst();
+                tooOld = idleFor >= safeIdle(peer, started);
             }
-            if (idle == null) break;
-            long idleFor = System.nanoTime() - idle.since();
             boolean stale = idle.wire().isStale();
             if (stale) closedWhileIdle(peer, idleFor);
-            else if (idleFor < safeIdle(peer)) return new Connection(peer, idle.wire(), true, idle.requests(), started);
+            else if (!tooOld) return new Connection(peer, idle.wire(), true, idle.requests(), started);
             idle.wire().close(); // closed by the server, or idle too near the time it closes them
         }
         SocketChannel channel = SocketChannel.open();
@@ -369,8 +372,8 @@ final class Upstreams {
      * reason (a restart) can make it much too low: it is forgotten after
      * {@link #IDLE_CLOSE_MEMORY} without a new find.
      */
-    private synchronized long safeIdle(Peer p) {
-        if (System.nanoTime() - p.closesIdleSeen > IDLE_CLOSE_MEMORY.toNanos()) return Long.MAX_VALUE;
+    private long safeIdle(Peer p, long now) { // guarded by this
+        if (now - p.closesIdleSeen > IDLE_CLOSE_MEMORY.toNanos()) return Long.MAX_VALUE;
         long d = p.closesIdleAfter;
         return d == Long.MAX_VALUE ? Long.MAX_VALUE : d - d / 4;
     }
