@@ -329,6 +329,19 @@ record Config(
 
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9_-]+");
 
+    /** One key of a family, FAMILY.NAME or FAMILY.NAME.KEY: its NAME, and its KEY ("" for none). */
+    private record Member(String name, String key) {
+        static Member of(String fullKey, String family) {
+            String rest = fullKey.substring(family.length() + 1);
+            int dot = rest.indexOf('.');
+            return dot < 0 ? new Member(rest, "") : new Member(rest.substring(0, dot), rest.substring(dot + 1));
+        }
+
+        boolean named() {
+            return NAME.matcher(name).matches();
+        }
+    }
+
     /**
      * upstream.NAME = servers, and upstream.NAME.KEY for the GROUP_KEYS: each group's settings
      * are the global ones with its own keys over them (read by the same rules, named by their keys).
@@ -337,17 +350,14 @@ record Config(
                                               List<String> problems) {
         Map<String, Map<String, String>> own = new TreeMap<>();
         for (var e : keys.entrySet()) {
-            String rest = e.getKey().substring("upstream.".length());
-            int dot = rest.indexOf('.');
-            String name = dot < 0 ? rest : rest.substring(0, dot);
-            String key = dot < 0 ? "upstream" : rest.substring(dot + 1);
-            if (!NAME.matcher(name).matches() || dot >= 0 && !GROUP_KEYS.contains(key)) {
-                problems.add(source + ": unknown key '" + e.getKey() + "'" + (NAME.matcher(name).matches()
-                        ? " (a group may set: " + String.join(", ", GROUP_KEYS) + ")" : ""));
-            } else if (name.equals(DEFAULT_GROUP)) {
+            Member m = Member.of(e.getKey(), "upstream");
+            if (!m.named() || !m.key().isEmpty() && !GROUP_KEYS.contains(m.key())) {
+                problems.add(source + ": unknown key '" + e.getKey() + "'"
+                        + (m.named() ? " (a group may set: " + String.join(", ", GROUP_KEYS) + ")" : ""));
+            } else if (m.name().equals(DEFAULT_GROUP)) {
                 problems.add(source + ": key '" + e.getKey() + "': the default group is set by 'upstream' and the global keys");
             } else {
-                own.computeIfAbsent(name, n -> new LinkedHashMap<>()).put(key, e.getValue());
+                own.computeIfAbsent(m.name(), n -> new LinkedHashMap<>()).put(m.key().isEmpty() ? "upstream" : m.key(), e.getValue());
             }
         }
         Map<String, Config> groups = new LinkedHashMap<>();
@@ -379,15 +389,12 @@ record Config(
                                  String source, List<String> problems) {
         Map<String, Map<String, String>> own = new TreeMap<>();
         for (var e : keys.entrySet()) {
-            String rest = e.getKey().substring("route.".length());
-            int dot = rest.indexOf('.');
-            String name = dot < 0 ? rest : rest.substring(0, dot);
-            String key = dot < 0 ? "" : rest.substring(dot + 1);
-            if (!NAME.matcher(name).matches() || !key.isEmpty() && !ROUTE_KEYS.contains(key) && !key.startsWith("header.")) {
-                problems.add(source + ": unknown key '" + e.getKey() + "'" + (NAME.matcher(name).matches()
-                        ? " (a route may set: " + String.join(", ", ROUTE_KEYS) + ", header.NAME)" : ""));
+            Member m = Member.of(e.getKey(), "route");
+            if (!m.named() || !m.key().isEmpty() && !ROUTE_KEYS.contains(m.key()) && !m.key().startsWith("header.")) {
+                problems.add(source + ": unknown key '" + e.getKey() + "'"
+                        + (m.named() ? " (a route may set: " + String.join(", ", ROUTE_KEYS) + ", header.NAME)" : ""));
             } else {
-                own.computeIfAbsent(name, n -> new LinkedHashMap<>()).put(key, e.getValue());
+                own.computeIfAbsent(m.name(), n -> new LinkedHashMap<>()).put(m.key(), e.getValue());
             }
         }
         List<Routes.Route> routes = new ArrayList<>();
