@@ -107,27 +107,8 @@ cleanup() {
     rm -rf "$DIR"
 }
 
-# Asks a process to stop (TERM), waits up to 5 s, then kills it, and with it any
-# children it left (nginx workers whose master died).
-stop_pid() {
-    local pid=$1 children i
-    [ -n "$pid" ] || return 0
-    children=$(pgrep -P "$pid" || true)
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" $children 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    forget_pid "$pid"
-}
-
-forget_pid() { # PID
-    local kept=() p
-    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || kept+=("$p"); done
-    PIDS=("${kept[@]}")
-}
+# stop_pid and forget_pid
+source "$BENCH/processes.sh"
 
 # As many open files as allowed: 10,000 idle connections need 10,000 descriptors in the
 # server and as many in the client. 65536 if the hard limit allows, else the hard limit.

@@ -42,17 +42,7 @@ cleanup() {
     rm -rf "$DIR"
 }
 trap cleanup EXIT
-stop_pid() {
-    local pid=$1 children
-    children=$(pgrep -P "$pid" || true)
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" $children 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    local kept=() q
-    for q in "${PIDS[@]}"; do [ "$q" = "$pid" ] || kept+=("$q"); done
-    PIDS=("${kept[@]}")
-}
+source "$BENCH/processes.sh" # stop_pid
 
 # ---- files, ports, configurations ---------------------------------------------------
 
