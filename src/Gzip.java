@@ -8,7 +8,7 @@ import java.util.zip.Deflater;
 /**
  * gzip on the fly, as nginx's gzip filter (the tutorial's {@code gzip on}): a response the
  * client accepts compressed goes out with {@code Content-Encoding: gzip}, compressed as it
- * streams. Three parts, each used once per response from {@link ClientConnection#respond}:
+ * streams. Three parts, each used once per response from {@link ProxyPass#respond}:
  *
  * <ol>
  *   <li>{@link #start}: the decision, a pure function of the request and the response head

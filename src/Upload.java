@@ -11,7 +11,7 @@ import java.time.Duration;
  * chunked upload) works, with neither body kept whole anywhere.
  *
  * <p>Only a body that is not already in memory goes this way; one that came with the head
- * is written with it, on the connection's thread (ClientConnection.sendRequest).
+ * is written with it, on the connection's thread (ProxyPass.sendRequest).
  *
  * <p>The upstream's read_timeout counts from the end of the body, as nginx's does: while
  * the body is still arriving, the wait for the response is bounded by the body's own
