@@ -69,6 +69,18 @@ final class TlsChannel {
             started = true;
             engine.beginHandshake();
         }
+        try {
+            return readRecords(dst);
+        } catch (SSLException e) {
+            // Around the whole loop, not only unwrap: the ClientHello is judged in a delegated
+            // task, and its failure (TLS 1.1 only, no shared suite) comes out of the next wrap.
+            sendAlert();
+            throw e;
+        }
+    }
+
+    /** The handshake's steps and the records' unwrapping, until plaintext, the end, or a non-blocking 0. */
+    private int readRecords(ByteBuffer dst) throws IOException {
         while (true) {
             if (appIn.hasRemaining()) return take(dst);
             HandshakeStatus hs = engine.getHandshakeStatus();
@@ -85,9 +97,6 @@ final class TlsChannel {
                 SSLEngineResult r;
                 try {
                     r = engine.unwrap(netIn, appIn);
-                } catch (SSLException e) {
-                    sendAlert();
-                    throw e;
                 } finally {
                     appIn.flip();
                 }
@@ -105,7 +114,12 @@ final class TlsChannel {
         }
     }
 
-    /** A handshake that failed: the engine has its alert ready (protocol_version, say); the client gets it. */
+    /**
+     * A failure: the engine has queued its fatal alert (protocol_version, handshake_failure,
+     * bad_record_mac...), and the client should get it rather than a bare close (RFC 8446
+     * 6.2). Best effort: a few bytes, written within the read's own deadline (the watchdog
+     * closes the channel under a stuck write); a client gone gets none.
+     */
     private void sendAlert() {
         try {
             for (int i = 0; i < 4 && !engine.isOutboundDone(); i++) send(NOTHING);

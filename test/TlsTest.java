@@ -176,6 +176,8 @@ class TlsTest {
                 String out = run(List.of("openssl", "s_client", old, "-connect", address), "");
                 assertFalse(out.endsWith("exit 0"), old + " must fail: " + out);
                 assertFalse(out.contains("Protocol  : TLSv1.1\n    Cipher    : E"), out);
+                // Refused with the alert record (RFC 8446 6.2, RFC 8996 5), not a bare close.
+                assertTrue(out.contains("alert protocol version"), old + ": " + out);
             }
             for (String ok : List.of("-tls1_2", "-tls1_3")) {
                 String out = run(List.of("openssl", "s_client", ok, "-connect", address, "-servername", "b.test"), "");
