@@ -45,6 +45,24 @@ final class TlsChannel {
         }
     }
 
+    /**
+     * The handshake failed: no protocol or suite in common, a bad record, the client's own
+     * alert. The client's doing, so the error log's line for it is info, as nginx's
+     * "SSL_do_handshake() failed" is; the JDK's message says why.
+     */
+    static final class HandshakeFailed extends SSLException {
+        HandshakeFailed(SSLException cause) {
+            super("TLS handshake failed: " + why(cause), cause);
+        }
+
+        /** The JDK may wrap the reason: "Unexpected exception", caused by "...Alert: unknown_ca". */
+        private static String why(SSLException e) {
+            String outer = String.valueOf(e.getMessage());
+            String inner = e.getCause() == null ? null : e.getCause().getMessage();
+            return inner == null || outer.contains(inner) ? outer : outer + ": " + inner;
+        }
+    }
+
     private final SSLEngine engine;
     private final SocketChannel channel;
     private final BufferPool pool;
@@ -75,7 +93,7 @@ final class TlsChannel {
             // Around the whole loop, not only unwrap: the ClientHello is judged in a delegated
             // task, and its failure (TLS 1.1 only, no shared suite) comes out of the next wrap.
             sendAlert();
-            throw e;
+            throw established ? e : new HandshakeFailed(e);
         }
     }
 

@@ -188,6 +188,41 @@ class TlsTest {
     }
 
     @Test
+    void aFailedHandshakeIsOneInfoLineNamingTheClientAndWhyWithoutAStackOrAnAccessLine() throws Exception {
+        Path errors = Files.createTempFile(TestSupport.TEMP, "error", ".log");
+        Path access = Files.createTempFile(TestSupport.TEMP, "access", ".log");
+        try (var backend = new TestSupport.Backend();
+             var proxy = proxy(backend.port(), "error_log", errors + " info", "access_log", access.toString())) {
+            String address = "127.0.0.1:" + tlsPort(proxy);
+            // A wrong protocol, no suite in common, a record that is no ClientHello.
+            run(List.of("openssl", "s_client", "-tls1_1", "-connect", address), "");
+            run(List.of("openssl", "s_client", "-tls1_2", "-cipher", "AES128-SHA", "-connect", address), "");
+            try (Socket s = new Socket("127.0.0.1", tlsPort(proxy))) {
+                s.getOutputStream().write(new byte[] {0x16, 0x03, 0x01, 0x00, 0x05, 'h', 'e', 'l', 'l', 'o'});
+                assertEquals(0x15, s.getInputStream().read(), "an alert record");
+            }
+            List<String> lines = List.of();
+            long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
+            while (lines.size() < 3 && System.nanoTime() < deadline) {
+                lines = Files.readAllLines(errors).stream().filter(l -> l.contains("handshake")).toList();
+                Thread.sleep(10); // the error log's thread writes a moment after
+            }
+            assertEquals(3, lines.size(), Files.readString(errors));
+            for (String line : lines) {
+                assertTrue(line.matches(".* \\[info\\] TLS handshake failed: .+, client: 127\\.0\\.0\\.1"), line);
+            }
+            assertTrue(lines.get(0).contains("TLSv1.1"), lines.get(0));
+            assertTrue(lines.get(1).toLowerCase(java.util.Locale.ROOT).contains("cipher"), lines.get(1));
+            assertFalse(Files.readString(errors).contains("\tat "), "no stack trace");
+            // The next client is served, and its request is the access log's only line.
+            try (var client = new TestSupport.Client(connect(tlsPort(proxy), "b.test", ecCert))) {
+                assertEquals(200, client.send("GET / HTTP/1.1\r\nHost: b.test\r\n\r\n").read().status());
+            }
+            assertEquals(1, TestSupport.awaitLines(access, 1).lines().count(), "no access line for a failed handshake");
+        }
+    }
+
+    @Test
     void plainHttpToTheTlsPortGetsNginxs400AndTheClose() throws Exception {
         try (var backend = new TestSupport.Backend(); var proxy = proxy(backend.port());
              var client = new TestSupport.Client(tlsPort(proxy))) {
