@@ -179,6 +179,7 @@ final class ClientConnection {
             if (reset) client.reset();
             else client.lingeringClose(Config.LINGERING_TIME);
         } finally {
+            if (client.tls != null) client.tls.free(); // closed: TLS's buffers back to the pool
             connections.ended(this);
         }
     }

@@ -1,6 +1,7 @@
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.locks.ReentrantLock;
@@ -24,11 +25,13 @@ import javax.net.ssl.SSLException;
  * <p>Three buffers: records received ({@code netIn}), plaintext not yet read
  * ({@code appIn}), records to send ({@code netOut}). They are slices of one buffer from
  * the {@link BufferPool}, taken at the first read and given back when the connection falls
- * idle with nothing buffered ({@link #release}): an idle TLS connection holds none.
+ * idle with nothing buffered ({@link #release}): an idle TLS connection holds none. A
+ * closed one gives them back too ({@link #free}).
  *
  * <p>One thread reads while another may write (a WebSocket, a request body sent while the
  * response comes): the engine allows wrap and unwrap at once; the writes, and a read that
- * must answer (the handshake, a key update), take turns on {@code writing}.
+ * must answer (the handshake, a key update), take turns on {@code writing}. A read holds
+ * {@code reading}, so that {@link #free} can wait for it to let go of the buffers.
  */
 final class TlsChannel {
     private static final byte HANDSHAKE_RECORD = 0x16; // RFC 8446 5.1: ContentType handshake
@@ -67,11 +70,13 @@ final class TlsChannel {
     private final SocketChannel channel;
     private final BufferPool pool;
     private final ReentrantLock writing = new ReentrantLock();
+    private final ReentrantLock reading = new ReentrantLock();
     private volatile ByteBuffer block; // the one buffer the three are cut from; null while idle
     private boolean pooled;            // block came from the pool (else the heap: the budget was spent)
     private ByteBuffer netIn, appIn;   // read mode: the bytes not yet taken are position..limit
     private ByteBuffer netOut;         // empty between writes
     private boolean started, checked; // checked: the first bytes were looked at
+    private boolean freed;            // closed, the buffers given back: none may be taken again
     private volatile boolean established; // read by the access log's thread too
 
     TlsChannel(SSLEngine engine, SocketChannel channel, BufferPool pool) {
@@ -82,18 +87,21 @@ final class TlsChannel {
 
     /** Plaintext into dst: > 0 bytes, 0 if none came (non-blocking), -1 after the client's close_notify. */
     int read(ByteBuffer dst) throws IOException {
-        buffers();
-        if (!started) {
-            started = true;
-            engine.beginHandshake();
-        }
+        reading.lock();
         try {
+            buffers();
+            if (!started) {
+                started = true;
+                engine.beginHandshake();
+            }
             return readRecords(dst);
         } catch (SSLException e) {
             // Around the whole loop, not only unwrap: the ClientHello is judged in a delegated
             // task, and its failure (TLS 1.1 only, no shared suite) comes out of the next wrap.
             sendAlert();
             throw established ? e : new HandshakeFailed(e);
+        } finally {
+            reading.unlock();
         }
     }
 
@@ -161,6 +169,7 @@ final class TlsChannel {
     private long send(ByteBuffer[] srcs) throws IOException {
         writing.lock();
         try {
+            if (netOut == null) throw new ClosedChannelException(); // freed under a writer on another thread
             netOut.clear();
             SSLEngineResult r;
             try {
@@ -234,11 +243,34 @@ final class TlsChannel {
         netIn = appIn = netOut = null;
     }
 
+    /**
+     * The connection is closed: its buffers go back to the pool, whatever they hold (without
+     * this, each TLS connection that ends busy would keep 64 KiB of the budget for good).
+     * Call it once the socket is closed: a thread still in a read or write (an upload, a
+     * tunnel's other direction) then fails at once and lets go of them, and none can take
+     * new ones after.
+     */
+    void free() {
+        reading.lock();
+        writing.lock();
+        try {
+            freed = true;
+            ByteBuffer b = block;
+            block = null;
+            netIn = appIn = netOut = null;
+            if (pooled && b != null) pool.give(b);
+        } finally {
+            writing.unlock();
+            reading.unlock();
+        }
+    }
+
     /** The three buffers, cut from one pool buffer if the budget allows, else from the heap. */
-    private void buffers() {
+    private void buffers() throws ClosedChannelException {
         if (block != null) return;
         writing.lock(); // a writer on another thread may want them at the same moment
         try {
+            if (freed) throw new ClosedChannelException();
             if (block != null) return;
             int packet = engine.getSession().getPacketBufferSize();
             int app = engine.getSession().getApplicationBufferSize();

@@ -1,3 +1,4 @@
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -9,6 +10,7 @@ import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.Socket;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -16,7 +18,11 @@ import java.security.KeyStore;
 import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Random;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SNIHostName;
 import javax.net.ssl.SSLContext;
@@ -164,6 +170,90 @@ class TlsTest {
             client.send("GET /3 HTTP/1.1\r\nHost: b.test\r\n\r\n"); // woken from the selector
             assertEquals("Hello", TestSupport.text(client.read().body()));
         }
+    }
+
+    /** A pool that knows which of its buffers are lent out. */
+    static final class WatchedPool extends BufferPool {
+        final Set<ByteBuffer> lent = Collections.synchronizedSet(Collections.newSetFromMap(new IdentityHashMap<>()));
+
+        WatchedPool(long budget) {
+            super(budget);
+        }
+
+        @Override
+        ByteBuffer take(long expected) {
+            return lend(super.take(expected));
+        }
+
+        @Override
+        ByteBuffer takeLarge() {
+            return lend(super.takeLarge());
+        }
+
+        private ByteBuffer lend(ByteBuffer b) {
+            if (b != null) lent.add(b);
+            return b;
+        }
+
+        @Override
+        void give(ByteBuffer b) {
+            if (b != null) lent.remove(b);
+            super.give(b);
+        }
+    }
+
+    @Test
+    void aPoolSpentByStalledTlsClientsLeavesOthersWholeResponsesAndEveryBufferComesBack() throws Exception {
+        byte[] big = new byte[1 << 20];
+        new Random(10).nextBytes(big);
+        TestSupport.Handler handler = (r, out, sock) -> {
+            byte[] body = r.requestLine().startsWith("GET /big") ? big : TestSupport.bytes(r.body().length + "");
+            out.write(TestSupport.bytes("HTTP/1.1 200 OK\r\nContent-Length: " + body.length + "\r\n\r\n"));
+            out.write(body);
+            return true;
+        };
+        Path errors = Files.createTempFile(TestSupport.TEMP, "error", ".log");
+        List<TestSupport.Client> stalled = new ArrayList<>();
+        try (var backend = new TestSupport.Backend(handler)) {
+            Config config = TestSupport.config(backend.port(), "listen", "127.0.0.1:0 ssl", "buffer_memory", "1m",
+                    "error_log", errors.toString(), "ssl_certificate", ecCert.toString(), "ssl_certificate_key", ecKey.toString());
+            WatchedPool pool = new WatchedPool(config.bufferMemory());
+            try (var proxy = Proxy.start(config, pool)) {
+                int port = tlsPort(proxy);
+                // 40 clients stall in the middle of their heads: each holds its TLS buffers,
+                // the first 16 the pool's 16 (1 MiB of 64 KiB), the others their own from the heap.
+                try {
+                    for (int i = 0; i < 40; i++) {
+                        var c = new TestSupport.Client(connect(port, "b.test", ecCert));
+                        stalled.add(c);
+                        c.send("GET /stalled HTTP/1.1\r\nHost: b.test\r\n");
+                    }
+                    assertEquals(pool.budget(), pool.made(), "the pool is spent");
+                    assertEquals(16, pool.lent.size(), "every buffer of it lent to a stalled client");
+
+                    // Meanwhile other TLS clients download and upload, with no pooled buffer to be had.
+                    String upload = "u".repeat(300_000);
+                    for (int i = 0; i < 3; i++) {
+                        try (var c = new TestSupport.Client(connect(port, "b.test", ecCert))) {
+                            var r = c.send("GET /big HTTP/1.1\r\nHost: b.test\r\n\r\n").read();
+                            assertEquals(200, r.status());
+                            assertArrayEquals(big, r.body(), "the download is whole");
+                            r = c.send("POST /up HTTP/1.1\r\nHost: b.test\r\nContent-Length: " + upload.length()
+                                    + "\r\n\r\n" + upload).read();
+                            assertEquals(upload.length() + "", r.bodyText(), "the upload arrived whole");
+                        }
+                    }
+                } finally {
+                    for (var c : stalled) c.close();
+                }
+                // Gone, mid-head or after their responses: every buffer is back in the pool.
+                long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
+                while (!pool.lent.isEmpty() && System.nanoTime() < deadline) Thread.sleep(10);
+                assertEquals(0, pool.lent.size(), "buffers still lent after every client left");
+                assertTrue(pool.made() <= pool.budget());
+            }
+        }
+        assertFalse(Files.readString(errors).contains("unexpected"), Files.readString(errors)); // no OutOfMemoryError, no bug
     }
 
     @Test
