@@ -222,12 +222,18 @@ final class TlsChannel {
 
     /**
      * Sends close_notify (RFC 8446 6.1), if the handshake was made: the client can then tell
-     * our last response is complete. Wire.lingeringClose calls it before the FIN.
+     * our last response is complete. Wire.lingeringClose calls it before the FIN. An idle
+     * connection (keepalive_timeout, a stop) takes buffers again for it, since the RFC wants
+     * it before every close, and gives them back at once, not after the lingering close: a
+     * stop closes every idle connection at the same moment.
      */
     void closeNotify() throws IOException {
-        if (!established || block == null) return;
+        if (!established) return;
+        boolean idle = block == null; // no other thread uses an idle connection
+        buffers();
         engine.closeOutbound();
         for (int i = 0; i < 4 && !engine.isOutboundDone(); i++) send(NOTHING);
+        if (idle) release();
     }
 
     /** True if plaintext or records are waiting here, where a selector can't see them. */

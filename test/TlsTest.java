@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.Socket;
@@ -102,6 +104,11 @@ class TlsTest {
 
     /** The JDK's TLS client, trusting the given certificates, asking for {@code sni} (null: none). */
     static SSLSocket connect(int port, String sni, Path... trusted) throws Exception {
+        return connect(new Socket("127.0.0.1", port), sni, null, trusted);
+    }
+
+    /** The same over a socket made elsewhere ({@link Tapped}), offering only {@code protocol} (null: the default ones). */
+    static SSLSocket connect(Socket tcp, String sni, String protocol, Path... trusted) throws Exception {
         KeyStore store = KeyStore.getInstance("PKCS12");
         store.load(null, null);
         CertificateFactory cf = CertificateFactory.getInstance("X.509");
@@ -112,14 +119,61 @@ class TlsTest {
         tmf.init(store);
         SSLContext ctx = SSLContext.getInstance("TLS");
         ctx.init(null, tmf.getTrustManagers(), null);
-        SSLSocket s = (SSLSocket) ctx.getSocketFactory().createSocket(new Socket("127.0.0.1", port), "127.0.0.1", port, true);
+        SSLSocket s = (SSLSocket) ctx.getSocketFactory().createSocket(tcp, "127.0.0.1", tcp.getPort(), true);
         SSLParameters params = s.getSSLParameters();
+        if (protocol != null) params.setProtocols(new String[] {protocol});
         params.setServerNames(sni == null ? List.of() : List.of(new SNIHostName(sni)));
         params.setApplicationProtocols(new String[] {"http/1.1"});
         s.setSSLParameters(params);
         s.setSoTimeout((int) TestSupport.WAIT.toMillis());
         s.startHandshake();
         return s;
+    }
+
+    /**
+     * A TCP socket that keeps every byte it receives, for a TLS client layered on it: which
+     * records came, as the JDK's client won't say. (It takes a bare FIN for close_notify.)
+     */
+    static final class Tapped extends Socket {
+        private final ByteArrayOutputStream received = new ByteArrayOutputStream();
+
+        Tapped(int port) throws IOException {
+            super("127.0.0.1", port);
+        }
+
+        @Override
+        public InputStream getInputStream() throws IOException {
+            return new FilterInputStream(super.getInputStream()) {
+                @Override
+                public int read(byte[] b, int off, int len) throws IOException {
+                    int n = super.read(b, off, len);
+                    if (n > 0) keep(b, off, n);
+                    return n;
+                }
+
+                @Override
+                public int read() throws IOException {
+                    int c = super.read();
+                    if (c >= 0) keep(new byte[] {(byte) c}, 0, 1);
+                    return c;
+                }
+            };
+        }
+
+        private synchronized void keep(byte[] b, int off, int n) {
+            received.write(b, off, n);
+        }
+
+        /** The content type of each whole record received, in order (RFC 8446 5.1: 0x15 alert, 0x17 data). */
+        synchronized List<Integer> recordTypes() {
+            byte[] b = received.toByteArray();
+            List<Integer> types = new ArrayList<>();
+            for (int i = 0; i + 5 <= b.length; i += 5 + ((b[i + 3] & 0xff) << 8 | b[i + 4] & 0xff)) {
+                if (i + 5 + ((b[i + 3] & 0xff) << 8 | b[i + 4] & 0xff) > b.length) break; // a record cut short
+                types.add(b[i] & 0xff);
+            }
+            return types;
+        }
     }
 
     static String subject(SSLSocket s) throws Exception {
@@ -254,6 +308,25 @@ class TlsTest {
             }
         }
         assertFalse(Files.readString(errors).contains("unexpected"), Files.readString(errors)); // no OutOfMemoryError, no bug
+    }
+
+    @Test
+    void anIdleTlsConnectionClosedAtKeepaliveTimeoutGetsCloseNotifyAndKeepsNoBuffer() throws Exception {
+        WatchedPool pool = new WatchedPool(1 << 20);
+        try (var backend = new TestSupport.Backend();
+             var proxy = Proxy.start(TestSupport.config(backend.port(), "listen", "127.0.0.1:0 ssl", "keepalive_timeout",
+                     "300ms", "ssl_certificate", ecCert.toString(), "ssl_certificate_key", ecKey.toString()), pool)) {
+            var tcp = new Tapped(tlsPort(proxy));
+            try (var client = new TestSupport.Client(connect(tcp, "b.test", "TLSv1.2", ecCert))) {
+                assertEquals(200, client.send("GET / HTTP/1.1\r\nHost: b.test\r\n\r\n").read().status());
+                assertTrue(client.closedByPeer(), "closed after keepalive_timeout");
+                List<Integer> records = tcp.recordTypes();
+                assertEquals(0x15, records.get(records.size() - 1), "the last record is close_notify: " + records);
+            }
+            long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
+            while (!pool.lent.isEmpty() && System.nanoTime() < deadline) Thread.sleep(10);
+            assertTrue(pool.lent.isEmpty(), "the buffers taken for close_notify are back");
+        }
     }
 
     @Test
