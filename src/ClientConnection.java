@@ -138,6 +138,7 @@ final class ClientConnection {
             if (reset) client.reset();
             else client.lingeringClose(Config.LINGERING_TIME);
         } finally {
+            if (client.tls != null) client.tls.free(); // closed: TLS's buffers back to the pool
             connections.ended(this);
         }
     }
@@ -153,6 +154,7 @@ final class ClientConnection {
         try {
             head = HeadReader.readHead(client, requestLimits);
         } catch (IOException e) {
+            if (e instanceof TlsChannel.HandshakeFailed) log.info(e.getMessage() + context()); // no request: no access line
             throw HttpError.clientGone("reading request head: " + e.getMessage(), e);
         } catch (HttpError e) {
             ex.requestLine = ""; // logged as "-": nginx, too, logs the requests it rejects

@@ -54,7 +54,9 @@ final class CommandLine {
             --check reads FILE as the proxy would and reports every problem, one line
             each, then checks that the listen addresses belong to this machine and that
             the log files could be opened for append. It binds no port and creates no
-            file, so it can run while the proxy it will replace holds the ports.
+            file, so it can run while the proxy it will replace holds the ports. It also
+            prints the warnings a start would log (TLSv1 or TLSv1.1 in ssl_protocols, an
+            expired certificate); they don't fail the check.
 
             exit status: 0 ok; 1 the configuration is invalid, or the proxy cannot start;
                          2 the command line is wrong
@@ -107,17 +109,23 @@ final class CommandLine {
 
     /**
      * Checks the file and prints the outcome to {@code out}, in nginx -t's words: every
-     * problem on a line of its own, then a summary line. Returns the exit status.
+     * warning and every problem on a line of its own, then a summary line. Returns the exit
+     * status.
      */
     static int check(Path file, PrintStream out) {
         List<String> problems = new ArrayList<>();
+        List<String> warnings;
         try {
             Config config = Config.load(file);
             out.println("proxy: the configuration file " + file + " syntax is ok");
+            warnings = config.warnings();
             problems.addAll(onThisMachine(file, config));
         } catch (Config.Invalid e) {
+            warnings = e.warnings();
             problems.addAll(e.problems());
         }
+        // What a start would log at warn; as in nginx -t, a warning alone passes the check.
+        for (String warning : warnings) out.println("proxy: [warn] " + file + ": " + warning);
         for (String problem : problems) out.println("proxy: " + problem);
         if (problems.isEmpty()) {
             out.println("proxy: configuration file " + file + " test is successful");

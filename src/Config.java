@@ -200,18 +200,29 @@ record Config(
      */
     static final class Invalid extends Exception {
         private final List<String> problems;
+        private final List<String> warnings;
 
         Invalid(String problem) {
             this(List.of(problem));
         }
 
         Invalid(List<String> problems) {
+            this(problems, List.of());
+        }
+
+        Invalid(List<String> problems, List<String> warnings) {
             super(String.join("\n", problems));
             this.problems = List.copyOf(problems);
+            this.warnings = List.copyOf(warnings);
         }
 
         List<String> problems() {
             return problems;
+        }
+
+        /** What a start would also have warned of (TLS's), for --check to print with the problems. */
+        List<String> warnings() {
+            return warnings;
         }
     }
 
@@ -267,7 +278,9 @@ record Config(
         Config global = build(new ConfigParser(source, v, problems, k -> k), true, noDefault, Map.of(), null);
         Map<String, Config> groups = groups(groupKeys, v, source, problems);
         Routes routes = routes(routeKeys, global, groups, noDefault, source, problems);
-        if (!problems.isEmpty()) throw new Invalid(List.copyOf(new java.util.LinkedHashSet<>(problems)));
+        if (!problems.isEmpty()) {
+            throw new Invalid(List.copyOf(new java.util.LinkedHashSet<>(problems)), global.warnings());
+        }
         return global.with(global.headers(), global.readTimeout(), global.clientMaxBodySize(), groups, routes);
     }
 
@@ -314,6 +327,11 @@ record Config(
                 in.optionalAddress("status_listen"),
                 groups,
                 routes);
+    }
+
+    /** What a start logs at warn, and --check prints: TLS's (ssl_protocols' TLS 1.0/1.1, an expired certificate). */
+    List<String> warnings() {
+        return tls == null ? List.of() : tls.warnings();
     }
 
     /** A copy with a route's overrides, or with the groups and routes. */

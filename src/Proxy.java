@@ -152,7 +152,7 @@ public final class Proxy implements AutoCloseable {
             proxy.acceptors.add(Thread.ofPlatform().name("accept " + server.socket().getLocalSocketAddress())
                     .start(() -> proxy.accept(server, ssl)));
         }
-        if (tls != null) tls.warnings().forEach(proxy.log::warn);
+        config.warnings().forEach(proxy.log::warn);
         proxy.log.notice("started: pid " + ProcessHandle.current().pid() + ", Java " + Runtime.version());
         for (InetSocketAddress bound : proxy.boundAddresses()) {
             proxy.log.notice("listening on " + Config.hostPort(bound) + ", upstream " + config.upstream().stream()

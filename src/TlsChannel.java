@@ -1,6 +1,7 @@
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.locks.ReentrantLock;
@@ -24,11 +25,13 @@ import javax.net.ssl.SSLException;
  * <p>Three buffers: records received ({@code netIn}), plaintext not yet read
  * ({@code appIn}), records to send ({@code netOut}). They are slices of one buffer from
  * the {@link BufferPool}, taken at the first read and given back when the connection falls
- * idle with nothing buffered ({@link #release}): an idle TLS connection holds none.
+ * idle with nothing buffered ({@link #release}): an idle TLS connection holds none. A
+ * closed one gives them back too ({@link #free}).
  *
  * <p>One thread reads while another may write (a WebSocket, a request body sent while the
  * response comes): the engine allows wrap and unwrap at once; the writes, and a read that
- * must answer (the handshake, a key update), take turns on {@code writing}.
+ * must answer (the handshake, a key update), take turns on {@code writing}. A read holds
+ * {@code reading}, so that {@link #free} can wait for it to let go of the buffers.
  */
 final class TlsChannel {
     private static final byte HANDSHAKE_RECORD = 0x16; // RFC 8446 5.1: ContentType handshake
@@ -45,15 +48,35 @@ final class TlsChannel {
         }
     }
 
+    /**
+     * The handshake failed: no protocol or suite in common, a bad record, the client's own
+     * alert. The client's doing, so the error log's line for it is info, as nginx's
+     * "SSL_do_handshake() failed" is; the JDK's message says why.
+     */
+    static final class HandshakeFailed extends SSLException {
+        HandshakeFailed(SSLException cause) {
+            super("TLS handshake failed: " + why(cause), cause);
+        }
+
+        /** The JDK may wrap the reason: "Unexpected exception", caused by "...Alert: unknown_ca". */
+        private static String why(SSLException e) {
+            String outer = String.valueOf(e.getMessage());
+            String inner = e.getCause() == null ? null : e.getCause().getMessage();
+            return inner == null || outer.contains(inner) ? outer : outer + ": " + inner;
+        }
+    }
+
     private final SSLEngine engine;
     private final SocketChannel channel;
     private final BufferPool pool;
     private final ReentrantLock writing = new ReentrantLock();
+    private final ReentrantLock reading = new ReentrantLock();
     private volatile ByteBuffer block; // the one buffer the three are cut from; null while idle
     private boolean pooled;            // block came from the pool (else the heap: the budget was spent)
     private ByteBuffer netIn, appIn;   // read mode: the bytes not yet taken are position..limit
     private ByteBuffer netOut;         // empty between writes
     private boolean started, checked; // checked: the first bytes were looked at
+    private boolean freed;            // closed, the buffers given back: none may be taken again
     private volatile boolean established; // read by the access log's thread too
 
     TlsChannel(SSLEngine engine, SocketChannel channel, BufferPool pool) {
@@ -64,11 +87,26 @@ final class TlsChannel {
 
     /** Plaintext into dst: > 0 bytes, 0 if none came (non-blocking), -1 after the client's close_notify. */
     int read(ByteBuffer dst) throws IOException {
-        buffers();
-        if (!started) {
-            started = true;
-            engine.beginHandshake();
+        reading.lock();
+        try {
+            buffers();
+            if (!started) {
+                started = true;
+                engine.beginHandshake();
+            }
+            return readRecords(dst);
+        } catch (SSLException e) {
+            // Around the whole loop, not only unwrap: the ClientHello is judged in a delegated
+            // task, and its failure (TLS 1.1 only, no shared suite) comes out of the next wrap.
+            sendAlert();
+            throw established ? e : new HandshakeFailed(e);
+        } finally {
+            reading.unlock();
         }
+    }
+
+    /** The handshake's steps and the records' unwrapping, until plaintext, the end, or a non-blocking 0. */
+    private int readRecords(ByteBuffer dst) throws IOException {
         while (true) {
             if (appIn.hasRemaining()) return take(dst);
             HandshakeStatus hs = engine.getHandshakeStatus();
@@ -85,9 +123,6 @@ final class TlsChannel {
                 SSLEngineResult r;
                 try {
                     r = engine.unwrap(netIn, appIn);
-                } catch (SSLException e) {
-                    sendAlert();
-                    throw e;
                 } finally {
                     appIn.flip();
                 }
@@ -105,7 +140,12 @@ final class TlsChannel {
         }
     }
 
-    /** A handshake that failed: the engine has its alert ready (protocol_version, say); the client gets it. */
+    /**
+     * A failure: the engine has queued its fatal alert (protocol_version, handshake_failure,
+     * bad_record_mac...), and the client should get it rather than a bare close (RFC 8446
+     * 6.2). Best effort: a few bytes, written within the read's own deadline (the watchdog
+     * closes the channel under a stuck write); a client gone gets none.
+     */
     private void sendAlert() {
         try {
             for (int i = 0; i < 4 && !engine.isOutboundDone(); i++) send(NOTHING);
@@ -129,6 +169,7 @@ final class TlsChannel {
     private long send(ByteBuffer[] srcs) throws IOException {
         writing.lock();
         try {
+            if (netOut == null) throw new ClosedChannelException(); // freed under a writer on another thread
             netOut.clear();
             SSLEngineResult r;
             try {
@@ -181,12 +222,18 @@ final class TlsChannel {
 
     /**
      * Sends close_notify (RFC 8446 6.1), if the handshake was made: the client can then tell
-     * our last response is complete. Wire.lingeringClose calls it before the FIN.
+     * our last response is complete. Wire.lingeringClose calls it before the FIN. An idle
+     * connection (keepalive_timeout, a stop) takes buffers again for it, since the RFC wants
+     * it before every close, and gives them back at once, not after the lingering close: a
+     * stop closes every idle connection at the same moment.
      */
     void closeNotify() throws IOException {
-        if (!established || block == null) return;
+        if (!established) return;
+        boolean idle = block == null; // no other thread uses an idle connection
+        buffers();
         engine.closeOutbound();
         for (int i = 0; i < 4 && !engine.isOutboundDone(); i++) send(NOTHING);
+        if (idle) release();
     }
 
     /** True if plaintext or records are waiting here, where a selector can't see them. */
@@ -202,11 +249,34 @@ final class TlsChannel {
         netIn = appIn = netOut = null;
     }
 
+    /**
+     * The connection is closed: its buffers go back to the pool, whatever they hold (without
+     * this, each TLS connection that ends busy would keep 64 KiB of the budget for good).
+     * Call it once the socket is closed: a thread still in a read or write (an upload, a
+     * tunnel's other direction) then fails at once and lets go of them, and none can take
+     * new ones after.
+     */
+    void free() {
+        reading.lock();
+        writing.lock();
+        try {
+            freed = true;
+            ByteBuffer b = block;
+            block = null;
+            netIn = appIn = netOut = null;
+            if (pooled && b != null) pool.give(b);
+        } finally {
+            writing.unlock();
+            reading.unlock();
+        }
+    }
+
     /** The three buffers, cut from one pool buffer if the budget allows, else from the heap. */
-    private void buffers() {
+    private void buffers() throws ClosedChannelException {
         if (block != null) return;
         writing.lock(); // a writer on another thread may want them at the same moment
         try {
+            if (freed) throw new ClosedChannelException();
             if (block != null) return;
             int packet = engine.getSession().getPacketBufferSize();
             int app = engine.getSession().getApplicationBufferSize();

@@ -106,6 +106,39 @@ class CommandLineTest {
     }
 
     @Test
+    void checkPrintsTheTlsWarningsAStartLogsAndTheyAloneDoNotFailIt() throws Exception {
+        // An expired certificate (made here with openssl, as TlsTest makes its own).
+        Path dir = Files.createTempDirectory(TestSupport.TEMP, "tls");
+        Path key = dir.resolve("x.key"), csr = dir.resolve("x.csr"), cert = dir.resolve("x.pem");
+        TlsTest.openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", key.toString(), "-out", csr.toString(),
+                "-subj", "/CN=x");
+        TlsTest.openssl("x509", "-req", "-in", csr.toString(), "-signkey", key.toString(), "-days", "-1", "-out", cert.toString());
+        String tls = "listen = 127.0.0.1:0 ssl\nssl_certificate = " + cert + "\nssl_certificate_key = " + key
+                + "\nssl_protocols = TLSv1 TLSv1.1 TLSv1.2 TLSv1.3\n";
+        Path good = file(tls);
+        var run = proxy("--check", good.toString());
+        assertEquals(0, run.exit(), run.toString());
+        List<String> lines = run.stderr().lines().toList();
+        assertEquals(4, lines.size(), run.stderr());
+        assertEquals("proxy: the configuration file " + good + " syntax is ok", lines.get(0));
+        assertTrue(lines.get(1).startsWith("proxy: [warn] " + good + ": ssl_certificate " + cert + " expired on "), lines.get(1));
+        assertEquals("proxy: [warn] " + good + ": ssl_protocols: TLSv1 and TLSv1.1 stay disabled: RFC 8996 deprecates "
+                + "TLS 1.0 and 1.1; serving TLSv1.2 TLSv1.3", lines.get(2));
+        assertEquals("proxy: configuration file " + good + " test is successful", lines.get(3));
+
+        // With a problem too: the warnings, then the problem; the problem fails the check.
+        Path bad = file(tls + "read_timout = 5s\n");
+        run = proxy("--check", bad.toString());
+        assertEquals(1, run.exit(), run.toString());
+        lines = run.stderr().lines().toList();
+        assertEquals(4, lines.size(), run.stderr());
+        assertTrue(lines.get(0).startsWith("proxy: [warn] " + bad + ": ssl_certificate " + cert + " expired"), lines.get(0));
+        assertTrue(lines.get(1).startsWith("proxy: [warn] " + bad + ": ssl_protocols: TLSv1 and TLSv1.1"), lines.get(1));
+        assertEquals("proxy: " + bad + ": unknown key 'read_timout' (did you mean 'read_timeout'?)", lines.get(2));
+        assertEquals("proxy: configuration file " + bad + " test failed: 1 problem", lines.get(3));
+    }
+
+    @Test
     void aFileThatDoesNotExistIsExit1SayingSo() throws Exception {
         Path none = TestSupport.TEMP.resolve("none.properties");
         assertEquals(new Run(1, "", "proxy: " + none + ": cannot read: no such file"), proxy(none.toString()));

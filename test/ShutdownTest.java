@@ -90,6 +90,48 @@ class ShutdownTest {
     }
 
     @Test
+    void overTlsTheRequestInFlightEndsWholeWithCloseNotifyAndTheIdleConnectionIsClosedAtOnce() throws Exception {
+        Path dir = Files.createTempDirectory(TestSupport.TEMP, "tls");
+        Path cert = dir.resolve("c.pem"), key = dir.resolve("c.key");
+        TlsTest.selfSigned("ec", "ec_paramgen_curve:P-256", "localhost", "DNS:localhost", cert, key);
+        CountDownLatch go = new CountDownLatch(1);
+        try (var backend = held(go); Child proxy = proxy(backend.port(), "listen = 127.0.0.1:0 ssl",
+                "ssl_certificate = " + cert, "ssl_certificate_key = " + key, "shutdown_timeout = 20s")) {
+            int port = port(proxy);
+            // TLS 1.2, where close_notify is a record of its own type (alert, 0x15) on the wire.
+            var idleTcp = new TlsTest.Tapped(port);
+            var busyTcp = new TlsTest.Tapped(port);
+            try (var idle = new TestSupport.Client(TlsTest.connect(idleTcp, "localhost", "TLSv1.2", cert));
+                 var busy = new TestSupport.Client(TlsTest.connect(busyTcp, "localhost", "TLSv1.2", cert))) {
+                assertEquals(200, idle.send("GET /fast HTTP/1.1\r\nHost: a\r\n\r\n").read().status());
+                busy.send(GET);
+                backend.next(); // the first request
+                backend.next(); // the slow one has reached the backend: it is in flight
+
+                signal(proxy, "TERM");
+                proxy.awaitStderr(STOPPING, Duration.ofSeconds(10));
+                assertTrue(idle.closedByPeer(), "an idle TLS keep-alive connection is closed at once");
+                assertEquals(0x15, last(idleTcp.recordTypes()), "with close_notify: " + idleTcp.recordTypes());
+
+                go.countDown();
+                var resp = busy.read();
+                assertEquals(200, resp.status());
+                assertEquals("slow done", resp.bodyText(), "the whole response");
+                assertEquals("close", resp.header("Connection"), "a keep-alive client is told the connection ends");
+                assertTrue(busy.closedByPeer(), "then it is closed");
+                assertEquals(0x15, last(busyTcp.recordTypes()), "with close_notify after the response: "
+                        + busyTcp.recordTypes());
+            }
+            assertEquals(0, proxy.waitFor(Duration.ofSeconds(15)), "a graceful stop exits 0");
+            assertTrue(STOPPED.matcher(proxy.stderrText()).find(), "the stop is logged");
+        }
+    }
+
+    private static int last(List<Integer> records) {
+        return records.isEmpty() ? -1 : records.get(records.size() - 1);
+    }
+
+    @Test
     void afterShutdownTimeoutWhatIsLeftIsClosedAndTheExitIsStillClean() throws Exception {
         TestSupport.Handler webSocket = (r, out, s) -> {
             if (r.requestLine().startsWith("GET /ws")) {

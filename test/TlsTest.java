@@ -1,3 +1,4 @@
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -6,9 +7,12 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.Socket;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -16,7 +20,11 @@ import java.security.KeyStore;
 import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Random;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SNIHostName;
 import javax.net.ssl.SSLContext;
@@ -96,6 +104,11 @@ class TlsTest {
 
     /** The JDK's TLS client, trusting the given certificates, asking for {@code sni} (null: none). */
     static SSLSocket connect(int port, String sni, Path... trusted) throws Exception {
+        return connect(new Socket("127.0.0.1", port), sni, null, trusted);
+    }
+
+    /** The same over a socket made elsewhere ({@link Tapped}), offering only {@code protocol} (null: the default ones). */
+    static SSLSocket connect(Socket tcp, String sni, String protocol, Path... trusted) throws Exception {
         KeyStore store = KeyStore.getInstance("PKCS12");
         store.load(null, null);
         CertificateFactory cf = CertificateFactory.getInstance("X.509");
@@ -106,14 +119,61 @@ class TlsTest {
         tmf.init(store);
         SSLContext ctx = SSLContext.getInstance("TLS");
         ctx.init(null, tmf.getTrustManagers(), null);
-        SSLSocket s = (SSLSocket) ctx.getSocketFactory().createSocket(new Socket("127.0.0.1", port), "127.0.0.1", port, true);
+        SSLSocket s = (SSLSocket) ctx.getSocketFactory().createSocket(tcp, "127.0.0.1", tcp.getPort(), true);
         SSLParameters params = s.getSSLParameters();
+        if (protocol != null) params.setProtocols(new String[] {protocol});
         params.setServerNames(sni == null ? List.of() : List.of(new SNIHostName(sni)));
         params.setApplicationProtocols(new String[] {"http/1.1"});
         s.setSSLParameters(params);
         s.setSoTimeout((int) TestSupport.WAIT.toMillis());
         s.startHandshake();
         return s;
+    }
+
+    /**
+     * A TCP socket that keeps every byte it receives, for a TLS client layered on it: which
+     * records came, as the JDK's client won't say. (It takes a bare FIN for close_notify.)
+     */
+    static final class Tapped extends Socket {
+        private final ByteArrayOutputStream received = new ByteArrayOutputStream();
+
+        Tapped(int port) throws IOException {
+            super("127.0.0.1", port);
+        }
+
+        @Override
+        public InputStream getInputStream() throws IOException {
+            return new FilterInputStream(super.getInputStream()) {
+                @Override
+                public int read(byte[] b, int off, int len) throws IOException {
+                    int n = super.read(b, off, len);
+                    if (n > 0) keep(b, off, n);
+                    return n;
+                }
+
+                @Override
+                public int read() throws IOException {
+                    int c = super.read();
+                    if (c >= 0) keep(new byte[] {(byte) c}, 0, 1);
+                    return c;
+                }
+            };
+        }
+
+        private synchronized void keep(byte[] b, int off, int n) {
+            received.write(b, off, n);
+        }
+
+        /** The content type of each whole record received, in order (RFC 8446 5.1: 0x15 alert, 0x17 data). */
+        synchronized List<Integer> recordTypes() {
+            byte[] b = received.toByteArray();
+            List<Integer> types = new ArrayList<>();
+            for (int i = 0; i + 5 <= b.length; i += 5 + ((b[i + 3] & 0xff) << 8 | b[i + 4] & 0xff)) {
+                if (i + 5 + ((b[i + 3] & 0xff) << 8 | b[i + 4] & 0xff) > b.length) break; // a record cut short
+                types.add(b[i] & 0xff);
+            }
+            return types;
+        }
     }
 
     static String subject(SSLSocket s) throws Exception {
@@ -166,6 +226,109 @@ class TlsTest {
         }
     }
 
+    /** A pool that knows which of its buffers are lent out. */
+    static final class WatchedPool extends BufferPool {
+        final Set<ByteBuffer> lent = Collections.synchronizedSet(Collections.newSetFromMap(new IdentityHashMap<>()));
+
+        WatchedPool(long budget) {
+            super(budget);
+        }
+
+        @Override
+        ByteBuffer take(long expected) {
+            return lend(super.take(expected));
+        }
+
+        @Override
+        ByteBuffer takeLarge() {
+            return lend(super.takeLarge());
+        }
+
+        private ByteBuffer lend(ByteBuffer b) {
+            if (b != null) lent.add(b);
+            return b;
+        }
+
+        @Override
+        void give(ByteBuffer b) {
+            if (b != null) lent.remove(b);
+            super.give(b);
+        }
+    }
+
+    @Test
+    void aPoolSpentByStalledTlsClientsLeavesOthersWholeResponsesAndEveryBufferComesBack() throws Exception {
+        byte[] big = new byte[1 << 20];
+        new Random(10).nextBytes(big);
+        TestSupport.Handler handler = (r, out, sock) -> {
+            byte[] body = r.requestLine().startsWith("GET /big") ? big : TestSupport.bytes(r.body().length + "");
+            out.write(TestSupport.bytes("HTTP/1.1 200 OK\r\nContent-Length: " + body.length + "\r\n\r\n"));
+            out.write(body);
+            return true;
+        };
+        Path errors = Files.createTempFile(TestSupport.TEMP, "error", ".log");
+        List<TestSupport.Client> stalled = new ArrayList<>();
+        try (var backend = new TestSupport.Backend(handler)) {
+            Config config = TestSupport.config(backend.port(), "listen", "127.0.0.1:0 ssl", "buffer_memory", "1m",
+                    "error_log", errors.toString(), "ssl_certificate", ecCert.toString(), "ssl_certificate_key", ecKey.toString());
+            WatchedPool pool = new WatchedPool(config.bufferMemory());
+            try (var proxy = Proxy.start(config, pool)) {
+                int port = tlsPort(proxy);
+                // 40 clients stall in the middle of their heads: each holds its TLS buffers,
+                // the first 16 the pool's 16 (1 MiB of 64 KiB), the others their own from the heap.
+                try {
+                    for (int i = 0; i < 40; i++) {
+                        var c = new TestSupport.Client(connect(port, "b.test", ecCert));
+                        stalled.add(c);
+                        c.send("GET /stalled HTTP/1.1\r\nHost: b.test\r\n");
+                    }
+                    assertEquals(pool.budget(), pool.made(), "the pool is spent");
+                    assertEquals(16, pool.lent.size(), "every buffer of it lent to a stalled client");
+
+                    // Meanwhile other TLS clients download and upload, with no pooled buffer to be had.
+                    String upload = "u".repeat(300_000);
+                    for (int i = 0; i < 3; i++) {
+                        try (var c = new TestSupport.Client(connect(port, "b.test", ecCert))) {
+                            var r = c.send("GET /big HTTP/1.1\r\nHost: b.test\r\n\r\n").read();
+                            assertEquals(200, r.status());
+                            assertArrayEquals(big, r.body(), "the download is whole");
+                            r = c.send("POST /up HTTP/1.1\r\nHost: b.test\r\nContent-Length: " + upload.length()
+                                    + "\r\n\r\n" + upload).read();
+                            assertEquals(upload.length() + "", r.bodyText(), "the upload arrived whole");
+                        }
+                    }
+                } finally {
+                    for (var c : stalled) c.close();
+                }
+                // Gone, mid-head or after their responses: every buffer is back in the pool.
+                long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
+                while (!pool.lent.isEmpty() && System.nanoTime() < deadline) Thread.sleep(10);
+                assertEquals(0, pool.lent.size(), "buffers still lent after every client left");
+                assertTrue(pool.made() <= pool.budget());
+            }
+        }
+        assertFalse(Files.readString(errors).contains("unexpected"), Files.readString(errors)); // no OutOfMemoryError, no bug
+    }
+
+    @Test
+    void anIdleTlsConnectionClosedAtKeepaliveTimeoutGetsCloseNotifyAndKeepsNoBuffer() throws Exception {
+        WatchedPool pool = new WatchedPool(1 << 20);
+        try (var backend = new TestSupport.Backend();
+             var proxy = Proxy.start(TestSupport.config(backend.port(), "listen", "127.0.0.1:0 ssl", "keepalive_timeout",
+                     "300ms", "ssl_certificate", ecCert.toString(), "ssl_certificate_key", ecKey.toString()), pool)) {
+            var tcp = new Tapped(tlsPort(proxy));
+            try (var client = new TestSupport.Client(connect(tcp, "b.test", "TLSv1.2", ecCert))) {
+                assertEquals(200, client.send("GET / HTTP/1.1\r\nHost: b.test\r\n\r\n").read().status());
+                assertTrue(client.closedByPeer(), "closed after keepalive_timeout");
+                List<Integer> records = tcp.recordTypes();
+                assertEquals(0x15, records.get(records.size() - 1), "the last record is close_notify: " + records);
+            }
+            long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
+            while (!pool.lent.isEmpty() && System.nanoTime() < deadline) Thread.sleep(10);
+            assertTrue(pool.lent.isEmpty(), "the buffers taken for close_notify are back");
+        }
+    }
+
     @Test
     void tls10And11AreRefusedAnd12And13Served() throws Exception {
         Path errors = Files.createTempFile(TestSupport.TEMP, "error", ".log");
@@ -176,12 +339,49 @@ class TlsTest {
                 String out = run(List.of("openssl", "s_client", old, "-connect", address), "");
                 assertFalse(out.endsWith("exit 0"), old + " must fail: " + out);
                 assertFalse(out.contains("Protocol  : TLSv1.1\n    Cipher    : E"), out);
+                // Refused with the alert record (RFC 8446 6.2, RFC 8996 5), not a bare close.
+                assertTrue(out.contains("alert protocol version"), old + ": " + out);
             }
             for (String ok : List.of("-tls1_2", "-tls1_3")) {
                 String out = run(List.of("openssl", "s_client", ok, "-connect", address, "-servername", "b.test"), "");
                 assertTrue(out.contains("subject=CN = b.test"), ok + ": " + out);
             }
             assertTrue(TestSupport.awaitText(errors, "RFC 8996").contains("[warn]"));
+        }
+    }
+
+    @Test
+    void aFailedHandshakeIsOneInfoLineNamingTheClientAndWhyWithoutAStackOrAnAccessLine() throws Exception {
+        Path errors = Files.createTempFile(TestSupport.TEMP, "error", ".log");
+        Path access = Files.createTempFile(TestSupport.TEMP, "access", ".log");
+        try (var backend = new TestSupport.Backend();
+             var proxy = proxy(backend.port(), "error_log", errors + " info", "access_log", access.toString())) {
+            String address = "127.0.0.1:" + tlsPort(proxy);
+            // A wrong protocol, no suite in common, a record that is no ClientHello.
+            run(List.of("openssl", "s_client", "-tls1_1", "-connect", address), "");
+            run(List.of("openssl", "s_client", "-tls1_2", "-cipher", "AES128-SHA", "-connect", address), "");
+            try (Socket s = new Socket("127.0.0.1", tlsPort(proxy))) {
+                s.getOutputStream().write(new byte[] {0x16, 0x03, 0x01, 0x00, 0x05, 'h', 'e', 'l', 'l', 'o'});
+                assertEquals(0x15, s.getInputStream().read(), "an alert record");
+            }
+            List<String> lines = List.of();
+            long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
+            while (lines.size() < 3 && System.nanoTime() < deadline) {
+                lines = Files.readAllLines(errors).stream().filter(l -> l.contains("handshake")).toList();
+                Thread.sleep(10); // the error log's thread writes a moment after
+            }
+            assertEquals(3, lines.size(), Files.readString(errors));
+            for (String line : lines) {
+                assertTrue(line.matches(".* \\[info\\] TLS handshake failed: .+, client: 127\\.0\\.0\\.1"), line);
+            }
+            assertTrue(lines.get(0).contains("TLSv1.1"), lines.get(0));
+            assertTrue(lines.get(1).toLowerCase(java.util.Locale.ROOT).contains("cipher"), lines.get(1));
+            assertFalse(Files.readString(errors).contains("\tat "), "no stack trace");
+            // The next client is served, and its request is the access log's only line.
+            try (var client = new TestSupport.Client(connect(tlsPort(proxy), "b.test", ecCert))) {
+                assertEquals(200, client.send("GET / HTTP/1.1\r\nHost: b.test\r\n\r\n").read().status());
+            }
+            assertEquals(1, TestSupport.awaitLines(access, 1).lines().count(), "no access line for a failed handshake");
         }
     }
 
