@@ -154,7 +154,7 @@ final class ClientConnection {
         try {
             head = HeadReader.readHead(client, requestLimits);
         } catch (IOException e) {
-            if (e instanceof TlsChannel.HandshakeFailed) log.info(e.getMessage() + context()); // no request: no access line
+            if (e instanceof TlsChannel.HandshakeFailed) log.info(e.getMessage() + ex.context(client)); // no request: no access line
             throw HttpError.clientGone("reading request head: " + e.getMessage(), e);
         } catch (HttpError e) {
             ex.requestLine = ""; // logged as "-": nginx, too, logs the requests it rejects
