@@ -243,7 +243,10 @@ public final class Proxy implements AutoCloseable {
                 continue;
             }
             if (!connections.tryAdmit()) {
-                refuse(channel);
+                // A TLS client gets the close alone: a plain 503 would reach it as a bad
+                // record, and a handshake is the work an overloaded proxy can least afford.
+                if (ssl) closeQuietly(channel);
+                else refuse(channel);
                 continue;
             }
             try {

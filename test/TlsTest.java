@@ -12,6 +12,7 @@ import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.Socket;
+import java.net.SocketException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -394,6 +395,26 @@ class TlsTest {
             assertEquals("The plain HTTP request was sent to HTTPS port\n", TestSupport.text(r.body()));
             assertTrue(client.closedByPeerOrReset());
             assertTrue(backend.received.isEmpty(), "nothing reaches the upstream");
+        }
+    }
+
+    @Test
+    void overMaxConnectionsATlsClientIsClosedWithoutAPlaintextAnswer() throws Exception {
+        try (var backend = new TestSupport.Backend(); var proxy = proxy(backend.port(), "max_connections", "1");
+             SSLSocket held = connect(tlsPort(proxy), null, rsaCert)) {
+            held.getOutputStream().write(TestSupport.bytes("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+            assertTrue(TestSupport.text(held.getInputStream().readNBytes(12)).startsWith("HTTP/1.1 200"));
+            try (Socket extra = new Socket("127.0.0.1", tlsPort(proxy))) {
+                extra.setSoTimeout((int) TestSupport.WAIT.toMillis());
+                byte[] got;
+                try {
+                    got = extra.getInputStream().readAllBytes();
+                } catch (SocketException reset) {
+                    got = new byte[0];
+                }
+                // A plain "503" would reach a TLS client as a bad record: the refusal is the close.
+                assertEquals("", TestSupport.text(got), "nothing but the close for a TLS client over max_connections");
+            }
         }
     }
 
