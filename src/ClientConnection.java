@@ -154,7 +154,8 @@ final class ClientConnection {
         try {
             head = HeadReader.readHead(client, requestLimits);
         } catch (IOException e) {
-            if (e instanceof TlsChannel.HandshakeFailed) log.info(e.getMessage() + ex.context(client)); // no request: no access line
+            String tlsFailure = client.tls == null ? null : client.tls.failure(e);
+            if (tlsFailure != null) log.info(tlsFailure + ex.context(client)); // no request: no access line
             throw HttpError.clientGone("reading request head: " + e.getMessage(), e);
         } catch (HttpError e) {
             ex.requestLine = ""; // logged as "-": nginx, too, logs the requests it rejects

@@ -49,6 +49,17 @@ final class TlsChannel {
     }
 
     /**
+     * What the error log says, at info as nginx does, of a TLS connection that ended before
+     * its first request, or null: a handshake that failed, or timed out (client_header_timeout),
+     * or plain HTTP sent to this port.
+     */
+    String failure(IOException e) {
+        if (e instanceof HandshakeFailed || e instanceof PlainHttp) return e.getMessage();
+        if (e instanceof Wire.Timeout && !established) return "TLS handshake timed out";
+        return null;
+    }
+
+    /**
      * The handshake failed: no protocol or suite in common, a bad record, the client's own
      * alert. The client's doing, so the error log's line for it is info, as nginx's
      * "SSL_do_handshake() failed" is; the JDK's message says why.

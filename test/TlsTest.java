@@ -388,13 +388,16 @@ class TlsTest {
 
     @Test
     void plainHttpToTheTlsPortGetsNginxs400AndTheClose() throws Exception {
-        try (var backend = new TestSupport.Backend(); var proxy = proxy(backend.port());
+        Path errors = Files.createTempFile(TestSupport.TEMP, "error", ".log");
+        try (var backend = new TestSupport.Backend(); var proxy = proxy(backend.port(), "error_log", errors + " info");
              var client = new TestSupport.Client(tlsPort(proxy))) {
             var r = client.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n").read();
             assertEquals(400, r.status());
             assertEquals("The plain HTTP request was sent to HTTPS port\n", TestSupport.text(r.body()));
             assertTrue(client.closedByPeerOrReset());
             assertTrue(backend.received.isEmpty(), "nothing reaches the upstream");
+            String line = TestSupport.awaitText(errors, "HTTPS port");
+            assertTrue(line.contains("[info] plain HTTP request sent to the HTTPS port, client: 127.0.0.1"), line);
         }
     }
 
@@ -468,7 +471,9 @@ class TlsTest {
 
     @Test
     void aClientThatSendsNothingOrStallsMidHandshakeIsClosedByClientHeaderTimeout() throws Exception {
-        try (var backend = new TestSupport.Backend(); var proxy = proxy(backend.port(), "client_header_timeout", "1s")) {
+        Path errors = Files.createTempFile(TestSupport.TEMP, "error", ".log");
+        try (var backend = new TestSupport.Backend();
+             var proxy = proxy(backend.port(), "client_header_timeout", "1s", "error_log", errors + " info")) {
             for (byte[] sent : List.of(new byte[0], new byte[] {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00})) {
                 try (Socket s = new Socket("127.0.0.1", tlsPort(proxy))) {
                     s.setSoTimeout(5000);
@@ -484,6 +489,16 @@ class TlsTest {
                     assertEquals(-1, read, "closed, nothing sent");
                     assertTrue(ms > 700 && ms < 3000, "closed after client_header_timeout, not " + ms + " ms");
                 }
+            }
+            List<String> lines = List.of();
+            long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
+            while (lines.size() < 2 && System.nanoTime() < deadline) {
+                lines = Files.readAllLines(errors).stream().filter(l -> l.contains("timed out")).toList();
+                Thread.sleep(10); // the error log's thread writes a moment after
+            }
+            assertEquals(2, lines.size(), Files.readString(errors));
+            for (String line : lines) {
+                assertTrue(line.matches(".* \\[info\\] TLS handshake timed out, client: 127\\.0\\.0\\.1"), line);
             }
         }
     }
