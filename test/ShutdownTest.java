@@ -62,24 +62,7 @@ class ShutdownTest {
         try (var backend = held(go); Child proxy = proxy(backend.port(), "shutdown_timeout = 20s")) {
             int port = port(proxy);
             try (var idle = new TestSupport.Client(port); var busy = new TestSupport.Client(port)) {
-                // One keep-alive client served and now idle, one waiting for a slow response.
-                assertEquals(200, idle.send("GET /fast HTTP/1.1\r\nHost: a\r\n\r\n").read().status());
-                busy.send(GET);
-                backend.next(); // the first request
-                backend.next(); // the slow one has reached the backend: it is in flight
-
-                signal(proxy, "TERM");
-                proxy.awaitStderr(STOPPING, Duration.ofSeconds(10));
-                assertTrue(idle.closedByPeer(), "an idle keep-alive connection is closed at once");
-                assertThrows(ConnectException.class, () -> new Socket("127.0.0.1", port).close(),
-                        "no longer accepting");
-
-                go.countDown();
-                var resp = busy.read();
-                assertEquals(200, resp.status());
-                assertEquals("slow done", resp.bodyText(), "the whole response");
-                assertEquals("close", resp.header("Connection"), "a keep-alive client is told the connection ends");
-                assertTrue(busy.closedByPeer(), "then it is closed");
+                stopWithOneIdleAndOneBusy(proxy, backend, go, port, idle, busy, () -> {}, () -> {});
             }
             assertEquals(0, proxy.waitFor(Duration.ofSeconds(15)), "a graceful stop exits 0");
             assertTrue(STOPPED.matcher(proxy.stderrText()).find(), "the stop is logged");
@@ -103,28 +86,43 @@ class ShutdownTest {
             var busyTcp = new TlsTest.Tapped(port);
             try (var idle = new TestSupport.Client(TlsTest.connect(idleTcp, "localhost", "TLSv1.2", cert));
                  var busy = new TestSupport.Client(TlsTest.connect(busyTcp, "localhost", "TLSv1.2", cert))) {
-                assertEquals(200, idle.send("GET /fast HTTP/1.1\r\nHost: a\r\n\r\n").read().status());
-                busy.send(GET);
-                backend.next(); // the first request
-                backend.next(); // the slow one has reached the backend: it is in flight
-
-                signal(proxy, "TERM");
-                proxy.awaitStderr(STOPPING, Duration.ofSeconds(10));
-                assertTrue(idle.closedByPeer(), "an idle TLS keep-alive connection is closed at once");
-                assertEquals(0x15, last(idleTcp.recordTypes()), "with close_notify: " + idleTcp.recordTypes());
-
-                go.countDown();
-                var resp = busy.read();
-                assertEquals(200, resp.status());
-                assertEquals("slow done", resp.bodyText(), "the whole response");
-                assertEquals("close", resp.header("Connection"), "a keep-alive client is told the connection ends");
-                assertTrue(busy.closedByPeer(), "then it is closed");
-                assertEquals(0x15, last(busyTcp.recordTypes()), "with close_notify after the response: "
-                        + busyTcp.recordTypes());
+                stopWithOneIdleAndOneBusy(proxy, backend, go, port, idle, busy,
+                        () -> assertEquals(0x15, last(idleTcp.recordTypes()), "with close_notify: " + idleTcp.recordTypes()),
+                        () -> assertEquals(0x15, last(busyTcp.recordTypes()), "with close_notify after the response: "
+                                + busyTcp.recordTypes()));
             }
             assertEquals(0, proxy.waitFor(Duration.ofSeconds(15)), "a graceful stop exits 0");
             assertTrue(STOPPED.matcher(proxy.stderrText()).find(), "the stop is logged");
         }
+    }
+
+    /**
+     * The stop's story, plain or over TLS: one keep-alive client served and now idle, one
+     * waiting for a slow response. SIGTERM closes the idle one at once and refuses new
+     * connections; the busy one then gets its whole response, told that the connection
+     * ends, and the close. idleClosed and busyClosed: what else to check as each closes.
+     */
+    private static void stopWithOneIdleAndOneBusy(Child proxy, TestSupport.Backend backend, CountDownLatch go,
+            int port, TestSupport.Client idle, TestSupport.Client busy, Runnable idleClosed, Runnable busyClosed)
+            throws Exception {
+        assertEquals(200, idle.send("GET /fast HTTP/1.1\r\nHost: a\r\n\r\n").read().status());
+        busy.send(GET);
+        backend.next(); // the first request
+        backend.next(); // the slow one has reached the backend: it is in flight
+
+        signal(proxy, "TERM");
+        proxy.awaitStderr(STOPPING, Duration.ofSeconds(10));
+        assertTrue(idle.closedByPeer(), "an idle keep-alive connection is closed at once");
+        idleClosed.run();
+        assertThrows(ConnectException.class, () -> new Socket("127.0.0.1", port).close(), "no longer accepting");
+
+        go.countDown();
+        var resp = busy.read();
+        assertEquals(200, resp.status());
+        assertEquals("slow done", resp.bodyText(), "the whole response");
+        assertEquals("close", resp.header("Connection"), "a keep-alive client is told the connection ends");
+        assertTrue(busy.closedByPeer(), "then it is closed");
+        busyClosed.run();
     }
 
     private static int last(List<Integer> records) {

@@ -95,6 +95,18 @@ class TlsTest {
         return TestSupport.proxy(backend, kv.toArray(String[]::new));
     }
 
+    /** Waits for exactly {@code n} lines of the log that contain {@code text}, and returns them. */
+    static List<String> awaitLines(Path log, String text, int n) throws Exception {
+        List<String> lines = List.of();
+        long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
+        while (lines.size() < n && System.nanoTime() < deadline) {
+            lines = Files.readAllLines(log).stream().filter(l -> l.contains(text)).toList();
+            Thread.sleep(10); // the error log's thread writes a moment after
+        }
+        assertEquals(n, lines.size(), Files.readString(log));
+        return lines;
+    }
+
     static int tlsPort(Proxy p) {
         return p.boundAddresses().get(0).getPort();
     }
@@ -365,13 +377,7 @@ class TlsTest {
                 s.getOutputStream().write(new byte[] {0x16, 0x03, 0x01, 0x00, 0x05, 'h', 'e', 'l', 'l', 'o'});
                 assertEquals(0x15, s.getInputStream().read(), "an alert record");
             }
-            List<String> lines = List.of();
-            long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
-            while (lines.size() < 3 && System.nanoTime() < deadline) {
-                lines = Files.readAllLines(errors).stream().filter(l -> l.contains("handshake")).toList();
-                Thread.sleep(10); // the error log's thread writes a moment after
-            }
-            assertEquals(3, lines.size(), Files.readString(errors));
+            List<String> lines = awaitLines(errors, "handshake", 3);
             for (String line : lines) {
                 assertTrue(line.matches(".* \\[info\\] TLS handshake failed: .+, client: 127\\.0\\.0\\.1"), line);
             }
@@ -490,13 +496,7 @@ class TlsTest {
                     assertTrue(ms > 700 && ms < 3000, "closed after client_header_timeout, not " + ms + " ms");
                 }
             }
-            List<String> lines = List.of();
-            long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
-            while (lines.size() < 2 && System.nanoTime() < deadline) {
-                lines = Files.readAllLines(errors).stream().filter(l -> l.contains("timed out")).toList();
-                Thread.sleep(10); // the error log's thread writes a moment after
-            }
-            assertEquals(2, lines.size(), Files.readString(errors));
+            List<String> lines = awaitLines(errors, "timed out", 2);
             for (String line : lines) {
                 assertTrue(line.matches(".* \\[info\\] TLS handshake timed out, client: 127\\.0\\.0\\.1"), line);
             }
