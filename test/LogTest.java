@@ -176,7 +176,7 @@ class LogTest {
             assertTrue(TestSupport.awaitText(errors, "502 Bad Gateway").contains("\"GET /fails HTTP/1.1\""));
             assertEquals("GET /before HTTP/1.1 200\n", Files.readString(dir.resolve("access.log.1")), "the old file has the old lines");
             String oldErrors = Files.readString(dir.resolve("error.log.1"));
-            assertTrue(oldErrors.contains("listening on") && !oldErrors.contains("502"), oldErrors);
+            assertTrue(oldErrors.contains("listening on") && !oldErrors.contains("502 Bad Gateway"), oldErrors); // not "502": a port may hold it
         }
     }
 
