@@ -35,6 +35,7 @@ import javax.net.ssl.SSLException;
  */
 final class TlsChannel {
     private static final byte HANDSHAKE_RECORD = 0x16; // RFC 8446 5.1: ContentType handshake
+    private static final int RECORD_HEADER = 5;        // RFC 8446 5.1: type, version, length
     private static final ByteBuffer[] NOTHING = {ByteBuffer.allocate(0)};
     /** nginx's answer to plain HTTP on an HTTPS port (ngx_http_request.c: NGX_HTTP_TO_HTTPS). */
     static final String PLAIN_HTTP_TEXT = "The plain HTTP request was sent to HTTPS port\n";
@@ -121,6 +122,9 @@ final class TlsChannel {
         while (true) {
             if (appIn.hasRemaining()) return take(dst);
             HandshakeStatus hs = engine.getHandshakeStatus();
+            // Done: FINISHED comes out of a wrap or unwrap only, and not when a delegated
+            // task made the last step (the client's Finished, in TLS 1.3), so look here too.
+            if (hs == HandshakeStatus.NOT_HANDSHAKING) established = true;
             if (hs == HandshakeStatus.NEED_TASK) {
                 for (Runnable task; (task = engine.getDelegatedTask()) != null; ) task.run();
                 continue;
@@ -143,6 +147,7 @@ final class TlsChannel {
                 if (r.getStatus() == SSLEngineResult.Status.OK && (r.bytesConsumed() > 0 || r.bytesProduced() > 0)) continue;
             }
             if (engine.isInboundDone()) return -1;
+            if (!netIn.hasRemaining() && waitWithoutBuffers()) continue;
             int n = receive();
             if (n == 0) return 0;
             // A TCP close without close_notify may be an attacker cutting the stream
@@ -180,7 +185,7 @@ final class TlsChannel {
     private long send(ByteBuffer[] srcs) throws IOException {
         writing.lock();
         try {
-            if (netOut == null) throw new ClosedChannelException(); // freed under a writer on another thread
+            buffers(); // the reader may have given them back meanwhile (waitWithoutBuffers); freed: closed
             netOut.clear();
             SSLEngineResult r;
             try {
@@ -198,6 +203,33 @@ final class TlsChannel {
         } finally {
             writing.unlock();
         }
+    }
+
+    /**
+     * Between records, with nothing held (all that came was unwrapped and taken), a blocking
+     * read waits for the next record without the buffers, as nginx has OpenSSL do
+     * (SSL_MODE_RELEASE_BUFFERS): a client that pauses in the middle of a request (a slow
+     * head, an upload that stops) then holds none of buffer_memory, as a plain one holds no
+     * transfer buffer. Its first bytes come into a small buffer of their own; then the
+     * buffers are taken again and the record is read on. False if the buffers stay (a
+     * handshake, a non-blocking read, a write in progress on another thread).
+     */
+    private boolean waitWithoutBuffers() throws IOException {
+        if (!established || appIn.hasRemaining() || !channel.isBlocking() || !writing.tryLock()) return false;
+        try {
+            if (block == null) return false; // (no write is under way: send() holds the lock until all is out)
+            if (pooled) pool.give(block);
+            block = null;
+            netIn = appIn = netOut = null;
+        } finally {
+            writing.unlock();
+        }
+        ByteBuffer first = ByteBuffer.allocate(RECORD_HEADER);
+        int n = channel.read(first); // parks until the client sends again (the read's deadline holds)
+        if (n < 0) throw new EOFException("TLS stream cut short (no close_notify)");
+        buffers();
+        netIn.compact().put(first.flip()).flip();
+        return true;
     }
 
     /** Reads records from the socket into netIn; the first bytes decide whether this is TLS at all. */

@@ -270,7 +270,7 @@ class TlsTest {
     }
 
     @Test
-    void aPoolSpentByStalledTlsClientsLeavesOthersWholeResponsesAndEveryBufferComesBack() throws Exception {
+    void stalledTlsClientsHoldNoBufferAndASpentPoolStillServesOthersWholeAndEveryBufferComesBack() throws Exception {
         byte[] big = new byte[1 << 20];
         new Random(10).nextBytes(big);
         TestSupport.Handler handler = (r, out, sock) -> {
@@ -281,25 +281,30 @@ class TlsTest {
         };
         Path errors = Files.createTempFile(TestSupport.TEMP, "error", ".log");
         List<TestSupport.Client> stalled = new ArrayList<>();
+        List<ByteBuffer> spent = new ArrayList<>();
         try (var backend = new TestSupport.Backend(handler)) {
             Config config = TestSupport.config(backend.port(), "listen", "127.0.0.1:0 ssl", "buffer_memory", "1m",
                     "error_log", errors.toString(), "ssl_certificate", ecCert.toString(), "ssl_certificate_key", ecKey.toString());
             WatchedPool pool = new WatchedPool(config.bufferMemory());
             try (var proxy = Proxy.start(config, pool)) {
                 int port = tlsPort(proxy);
-                // 40 clients stall in the middle of their heads: each holds its TLS buffers,
-                // the first 16 the pool's 16 (1 MiB of 64 KiB), the others their own from the heap.
+                String upload = "u".repeat(300_000);
                 try {
-                    for (int i = 0; i < 40; i++) {
+                    // 40 clients stall in the middle of their heads, and 3 in the middle of an
+                    // upload: waiting between records, none holds a buffer of the pool.
+                    for (int i = 0; i < 43; i++) {
                         var c = new TestSupport.Client(connect(port, "b.test", ecCert));
                         stalled.add(c);
-                        c.send("GET /stalled HTTP/1.1\r\nHost: b.test\r\n");
+                        c.send(i < 40 ? "GET /stalled HTTP/1.1\r\nHost: b.test\r\n" : "POST /up HTTP/1.1\r\nHost: b.test\r\n"
+                                + "Content-Length: " + upload.length() + "\r\n\r\n" + upload.substring(0, 100_000));
                     }
-                    assertEquals(pool.budget(), pool.made(), "the pool is spent");
-                    assertEquals(16, pool.lent.size(), "every buffer of it lent to a stalled client");
+                    long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
+                    while (!pool.lent.isEmpty() && System.nanoTime() < deadline) Thread.sleep(10);
+                    assertEquals(0, pool.lent.size(), "buffers held by clients that wait between records");
 
-                    // Meanwhile other TLS clients download and upload, with no pooled buffer to be had.
-                    String upload = "u".repeat(300_000);
+                    // The pool spent (the test holds all of it): other TLS clients download and
+                    // upload with buffers of their own, whole.
+                    for (ByteBuffer b; (b = pool.take(BufferPool.SMALL)) != null; ) spent.add(b);
                     for (int i = 0; i < 3; i++) {
                         try (var c = new TestSupport.Client(connect(port, "b.test", ecCert))) {
                             var r = c.send("GET /big HTTP/1.1\r\nHost: b.test\r\n\r\n").read();
@@ -310,10 +315,21 @@ class TlsTest {
                             assertEquals(upload.length() + "", r.bodyText(), "the upload arrived whole");
                         }
                     }
+                    spent.forEach(pool::give);
+                    spent.clear();
+
+                    // The stalled ones go on where they stopped, and are answered whole.
+                    for (int i = 0; i < stalled.size(); i++) {
+                        var c = stalled.get(i);
+                        var r = c.send(i < 40 ? "\r\n" : upload.substring(100_000)).read();
+                        assertEquals(200, r.status());
+                        if (i >= 40) assertEquals(upload.length() + "", r.bodyText(), "the stalled upload arrived whole");
+                    }
                 } finally {
+                    spent.forEach(pool::give);
                     for (var c : stalled) c.close();
                 }
-                // Gone, mid-head or after their responses: every buffer is back in the pool.
+                // Gone, after their responses: every buffer is back in the pool.
                 long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
                 while (!pool.lent.isEmpty() && System.nanoTime() < deadline) Thread.sleep(10);
                 assertEquals(0, pool.lent.size(), "buffers still lent after every client left");
