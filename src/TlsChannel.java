@@ -101,12 +101,13 @@ final class TlsChannel {
     int read(ByteBuffer dst) throws IOException {
         reading.lock();
         try {
+            boolean held = block != null; // false: just back from idle, where bytes woke it: read them at once
             buffers();
             if (!started) {
                 started = true;
                 engine.beginHandshake();
             }
-            return readRecords(dst);
+            return readRecords(dst, held);
         } catch (SSLException e) {
             // Around the whole loop, not only unwrap: the ClientHello is judged in a delegated
             // task, and its failure (TLS 1.1 only, no shared suite) comes out of the next wrap.
@@ -118,7 +119,7 @@ final class TlsChannel {
     }
 
     /** The handshake's steps and the records' unwrapping, until plaintext, the end, or a non-blocking 0. */
-    private int readRecords(ByteBuffer dst) throws IOException {
+    private int readRecords(ByteBuffer dst, boolean mayLetGo) throws IOException {
         while (true) {
             if (appIn.hasRemaining()) return take(dst);
             HandshakeStatus hs = engine.getHandshakeStatus();
@@ -147,7 +148,7 @@ final class TlsChannel {
                 if (r.getStatus() == SSLEngineResult.Status.OK && (r.bytesConsumed() > 0 || r.bytesProduced() > 0)) continue;
             }
             if (engine.isInboundDone()) return -1;
-            if (!netIn.hasRemaining() && waitWithoutBuffers()) continue;
+            if (mayLetGo && !netIn.hasRemaining() && waitWithoutBuffers()) continue;
             int n = receive();
             if (n == 0) return 0;
             // A TCP close without close_notify may be an attacker cutting the stream
@@ -212,7 +213,8 @@ final class TlsChannel {
      * head, an upload that stops) then holds none of buffer_memory, as a plain one holds no
      * transfer buffer. Its first bytes come into a small buffer of their own; then the
      * buffers are taken again and the record is read on. False if the buffers stay (a
-     * handshake, a non-blocking read, a write in progress on another thread).
+     * handshake, a non-blocking read, a write in progress on another thread). Not tried by
+     * a read that had to take them first: a connection woken from idle has bytes waiting.
      */
     private boolean waitWithoutBuffers() throws IOException {
         if (!established || appIn.hasRemaining() || !channel.isBlocking() || !writing.tryLock()) return false;
