@@ -93,8 +93,8 @@ final class ClientConnection {
             open = false;
         }
         connections.exchangeEnded(ex.requestLine != null && !ex.requestLine.isEmpty());
-        if (ex.requestLine != null) log.access(ex.logEntry(client));
         reset = ex.reset;
+        if (ex.requestLine != null) log.access(ex.logEntry(client));
         ex = null; // an idle connection holds nothing of the last exchange
         return open;
     }

@@ -270,15 +270,21 @@ final class TlsChannel {
      * our last response is complete. Wire.lingeringClose calls it before the FIN. An idle
      * connection (keepalive_timeout, a stop) takes buffers again for it, since the RFC wants
      * it before every close, and gives them back at once, not after the lingering close: a
-     * stop closes every idle connection at the same moment.
+     * stop closes every idle connection at the same moment. Idle means no read is under
+     * way: a tunnel's half-close (Wire.shutdownOutput) may come while its other direction
+     * waits between records without the buffers, and that read takes them back itself.
      */
     void closeNotify() throws IOException {
         if (!established) return;
-        boolean idle = block == null; // no other thread uses an idle connection
-        buffers();
-        engine.closeOutbound();
-        for (int i = 0; i < 4 && !engine.isOutboundDone(); i++) send(NOTHING);
-        if (idle) release();
+        boolean idle = block == null && reading.tryLock(); // a waiting read holds the lock
+        try {
+            buffers();
+            engine.closeOutbound();
+            for (int i = 0; i < 4 && !engine.isOutboundDone(); i++) send(NOTHING);
+            if (idle) release();
+        } finally {
+            if (idle) reading.unlock();
+        }
     }
 
     /** True if plaintext or records are waiting here, where a selector can't see them. */
@@ -288,10 +294,15 @@ final class TlsChannel {
 
     /** Idle: the buffers go back to the pool, unless something waits in them. */
     void release() {
-        if (block == null || hasBuffered()) return;
-        if (pooled) pool.give(block);
-        block = null;
-        netIn = appIn = netOut = null;
+        writing.lock(); // as every other change of the buffers
+        try {
+            if (block == null || hasBuffered()) return;
+            if (pooled) pool.give(block);
+            block = null;
+            netIn = appIn = netOut = null;
+        } finally {
+            writing.unlock();
+        }
     }
 
     /**
