@@ -42,7 +42,7 @@ cleanup() {
     rm -rf "$DIR"
 }
 trap cleanup EXIT
-source "$BENCH/processes.sh" # stop_pid
+source "$BENCH/processes.sh" # stop_pid, free_ports, nginx_settings
 
 # ---- files, ports, configurations ---------------------------------------------------
 
@@ -53,13 +53,8 @@ awk 'BEGIN { srand(12); while (n < 10240) { l = sprintf("<li class=\"item\"><a h
 awk 'BEGIN { srand(7); for (i = 0; ; i++) printf "%d 127.0.0.1 GET /api/items/%d?user=%d HTTP/1.1 %d %d \"Mozilla/5.0 (X11; Linux x86_64)\"\n", i, int(rand() * 1e6), int(rand() * 1e4), 200 + 100 * int(rand() * 3), int(rand() * 1e5) }' \
     | head -c $((100 * MiB)) >"$DIR/www/100m.txt" || true
 head -c "$MiB" "$DIR/www/100m.txt" >"$DIR/www/1m.txt"
-read -r BACKEND_PORT PROXY_PORT NGINX_PORT <<<"$(python3 -c '
-import socket
-s = [socket.socket() for _ in range(3)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(*[x.getsockname()[1] for x in s])')"
-USER_LINE=""; [ "$(id -u)" = 0 ] && USER_LINE="user root;"
-TEMPS="client_body_temp_path $DIR/tmp/b; proxy_temp_path $DIR/tmp/p; fastcgi_temp_path $DIR/tmp/f; uwsgi_temp_path $DIR/tmp/u; scgi_temp_path $DIR/tmp/s;"
+read -r BACKEND_PORT PROXY_PORT NGINX_PORT <<<"$(free_ports 3)"
+nginx_settings "$DIR"
 
 cat >"$DIR/backend.conf" <<CONF
 $USER_LINE

@@ -1,5 +1,24 @@
-# processes.sh: stopping the servers a bench script started, sourced by bench.sh,
-# gzip.sh and tls.sh. Each keeps the PIDs it started in the array PIDS.
+# processes.sh: what gzip.sh and tls.sh need to run their servers (free ports, nginx's
+# settings for a temp directory), and stopping the servers a bench script started, for
+# bench.sh too. Each keeps the PIDs it started in the array PIDS.
+
+# free_ports N: N free loopback ports, space-separated.
+free_ports() {
+    python3 -c '
+import socket, sys
+s = [socket.socket() for _ in range(int(sys.argv[1]))]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*[x.getsockname()[1] for x in s])' "$1"
+}
+
+# nginx_settings DIR: sets USER_LINE (as root, nginx workers would run as "nobody", who
+# can't read the 0700 temp directory: they run as root too) and TEMPS (every temp path
+# inside DIR/tmp, none in /var/lib/nginx).
+nginx_settings() {
+    USER_LINE=""
+    [ "$(id -u)" = 0 ] && USER_LINE="user root;"
+    TEMPS="client_body_temp_path $1/tmp/b; proxy_temp_path $1/tmp/p; fastcgi_temp_path $1/tmp/f; uwsgi_temp_path $1/tmp/u; scgi_temp_path $1/tmp/s;"
+}
 
 # Asks a process to stop (TERM), waits up to 5 s, then kills it, and with it any
 # children it left (nginx workers whose master died).

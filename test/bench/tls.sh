@@ -46,7 +46,7 @@ cleanup() {
     rm -rf "$DIR"
 }
 trap cleanup EXIT
-source test/bench/processes.sh # stop_pid
+source test/bench/processes.sh # stop_pid, free_ports, nginx_settings
 
 # ---- files, certificate, ports, configurations ----------------------------------------
 
@@ -55,13 +55,8 @@ head -c $((100 * MiB)) /dev/urandom >"$DIR/www/100m.bin"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$DIR/key.pem" \
     -out "$DIR/cert.pem" -days 2 -subj /CN=localhost \
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
-read -r BACKEND_PORT PROXY_PORT NGINX_PORT <<<"$(python3 -c '
-import socket
-s = [socket.socket() for _ in range(3)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(*[x.getsockname()[1] for x in s])')"
-USER_LINE=""; [ "$(id -u)" = 0 ] && USER_LINE="user root;"
-TEMPS="client_body_temp_path $DIR/tmp/b; proxy_temp_path $DIR/tmp/p; fastcgi_temp_path $DIR/tmp/f; uwsgi_temp_path $DIR/tmp/u; scgi_temp_path $DIR/tmp/s;"
+read -r BACKEND_PORT PROXY_PORT NGINX_PORT <<<"$(free_ports 3)"
+nginx_settings "$DIR"
 
 cat >"$DIR/backend.conf" <<CONF
 $USER_LINE
