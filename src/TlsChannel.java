@@ -173,8 +173,7 @@ final class TlsChannel {
 
     /** Plaintext from srcs, one record at most: wrapped and sent in full; returns the bytes taken. */
     long write(ByteBuffer[] srcs) throws IOException {
-        buffers();
-        long taken = send(srcs);
+        long taken = send(srcs); // which takes the buffers, if the connection was idle
         if (taken == 0 && engine.getHandshakeStatus() != HandshakeStatus.NOT_HANDSHAKING) {
             // A TLS 1.2 renegotiation while this thread writes: refused (see Certificates).
             throw new SSLException("TLS renegotiation is not supported");
@@ -220,9 +219,7 @@ final class TlsChannel {
         if (!established || appIn.hasRemaining() || !channel.isBlocking() || !writing.tryLock()) return false;
         try {
             if (block == null) return false; // (no write is under way: send() holds the lock until all is out)
-            if (pooled) pool.give(block);
-            block = null;
-            netIn = appIn = netOut = null;
+            letGo();
         } finally {
             writing.unlock();
         }
@@ -278,9 +275,8 @@ final class TlsChannel {
         if (!established) return;
         boolean idle = block == null && reading.tryLock(); // a waiting read holds the lock
         try {
-            buffers();
             engine.closeOutbound();
-            for (int i = 0; i < 4 && !engine.isOutboundDone(); i++) send(NOTHING);
+            for (int i = 0; i < 4 && !engine.isOutboundDone(); i++) send(NOTHING); // send takes the buffers
             if (idle) release();
         } finally {
             if (idle) reading.unlock();
@@ -296,10 +292,7 @@ final class TlsChannel {
     void release() {
         writing.lock(); // as every other change of the buffers
         try {
-            if (block == null || hasBuffered()) return;
-            if (pooled) pool.give(block);
-            block = null;
-            netIn = appIn = netOut = null;
+            if (block != null && !hasBuffered()) letGo();
         } finally {
             writing.unlock();
         }
@@ -317,14 +310,18 @@ final class TlsChannel {
         writing.lock();
         try {
             freed = true;
-            ByteBuffer b = block;
-            block = null;
-            netIn = appIn = netOut = null;
-            if (pooled && b != null) pool.give(b);
+            if (block != null) letGo();
         } finally {
             writing.unlock();
             reading.unlock();
         }
+    }
+
+    /** Gives the block back (to the pool, if it came from there) and drops its slices; under {@code writing}. */
+    private void letGo() {
+        if (pooled) pool.give(block);
+        block = null;
+        netIn = appIn = netOut = null;
     }
 
     /** The three buffers, cut from one pool buffer if the budget allows, else from the heap. */
