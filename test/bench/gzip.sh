@@ -33,16 +33,8 @@ done
 [ -f out/proxy.jar ] || { echo "gzip bench: build the proxy first (make)"; exit 1; }
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-PIDS=()
-DIR=$(mktemp -d /tmp/proxy-gzip-bench.XXXXXX)
-cleanup() {
-    set +e
-    local p
-    for p in "${PIDS[@]}"; do stop_pid "$p"; done
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-source "$BENCH/processes.sh" # stop_pid, free_ports, nginx_settings
+source "$BENCH/processes.sh" # run_dir, stop_pid, free_ports, nginx_settings
+run_dir gzip-bench
 
 # ---- files, ports, configurations ---------------------------------------------------
 

@@ -1,6 +1,6 @@
-# processes.sh: what gzip.sh and tls.sh need to run their servers (free ports, nginx's
-# settings for a temp directory), and stopping the servers a bench script started, for
-# bench.sh too. Each keeps the PIDs it started in the array PIDS.
+# processes.sh: what gzip.sh and tls.sh need to run their servers (a temp directory that
+# goes at exit with the servers, free ports, nginx's settings for that directory), and
+# stopping the servers a bench script started, for bench.sh too. Each keeps the PIDs it started in the array PIDS.
 
 # free_ports N: N free loopback ports, space-separated.
 free_ports() {
@@ -18,6 +18,21 @@ nginx_settings() {
     USER_LINE=""
     [ "$(id -u)" = 0 ] && USER_LINE="user root;"
     TEMPS="client_body_temp_path $1/tmp/b; proxy_temp_path $1/tmp/p; fastcgi_temp_path $1/tmp/f; uwsgi_temp_path $1/tmp/u; scgi_temp_path $1/tmp/s;"
+}
+
+# run_dir NAME: DIR, a new temp directory for the run; on exit every server in PIDS is
+# stopped and DIR removed.
+run_dir() {
+    PIDS=()
+    DIR=$(mktemp -d "/tmp/proxy-$1.XXXXXX")
+    trap stop_all EXIT
+}
+
+stop_all() {
+    set +e
+    local p
+    for p in "${PIDS[@]}"; do stop_pid "$p"; done
+    rm -rf "$DIR"
 }
 
 # Asks a process to stop (TERM), waits up to 5 s, then kills it, and with it any

@@ -37,16 +37,8 @@ done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 NOFILE=$(ulimit -n) # nginx may not raise it further (worker_rlimit_nofile)
 
-PIDS=()
-DIR=$(mktemp -d /tmp/proxy-tls-bench.XXXXXX)
-cleanup() {
-    set +e
-    local p
-    for p in "${PIDS[@]}"; do stop_pid "$p"; done
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-source test/bench/processes.sh # stop_pid, free_ports, nginx_settings
+source test/bench/processes.sh # run_dir, stop_pid, free_ports, nginx_settings
+run_dir tls-bench
 
 # ---- files, certificate, ports, configurations ----------------------------------------
 
