@@ -215,7 +215,7 @@ public final class Proxy implements AutoCloseable {
         this.upstreams = groups.get(Config.DEFAULT_GROUP);
         this.buffers = buffers;
         this.idle = new IdleConnections(config.keepaliveTimeout());
-        this.connections = new Connections(config.maxConnections());
+        this.connections = new Connections(config.maxConnections(), log);
         this.certificates = config.tls() == null ? null : new Certificates(config.tls(), log::error).watch();
     }
 

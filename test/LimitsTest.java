@@ -7,6 +7,8 @@ import java.net.SocketException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -59,45 +61,70 @@ class LimitsTest {
     @Test
     void maxConnectionsHoldsWithTenTimesMoreClientsTrying() throws Exception {
         int max = 10;
-        try (var backend = new TestSupport.Backend(); var proxy = TestSupport.proxy(backend.port(),
-                "max_connections", Integer.toString(max))) {
-            int port = TestSupport.port(proxy);
-            List<TestSupport.Client> admitted = new ArrayList<>();
-            try {
-                for (int i = 0; i < max; i++) {
-                    var c = new TestSupport.Client(port);
-                    admitted.add(c);
-                    c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-                    assertEquals(200, c.read().status()); // served, and now held open idle
-                }
-                long start = System.nanoTime();
-                for (int i = 0; i < 10 * max; i++) {
-                    try (var extra = new TestSupport.Client(port)) {
-                        extra.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-                        var resp = extra.read();
-                        assertEquals(503, resp.status(), "an extra client is refused");
-                        assertEquals("close", resp.header("Connection"));
-                        // Closing with the request unread would send RST, which may erase the
-                        // 503 on its way (RFC 9112 9.6): the refusal must end with FIN.
-                        try {
-                            assertEquals(-1, extra.in.read(), "after the 503, an orderly end of stream");
-                            extra.send("more"); // what a client may still send is read and dropped
-                            assertEquals(-1, extra.in.read(), "the bytes sent after the 503 are not answered by RST");
-                        } catch (SocketException reset) {
-                            fail("the 503 was followed by a reset, not a FIN: " + reset.getMessage());
+        try (var backend = new TestSupport.Backend()) {
+            Config config = TestSupport.config(backend.port(), "max_connections", Integer.toString(max));
+            try (var proxy = Proxy.start(config)) {
+                int port = TestSupport.port(proxy);
+                List<TestSupport.Client> admitted = new ArrayList<>();
+                try {
+                    for (int i = 0; i < max; i++) {
+                        var c = new TestSupport.Client(port);
+                        admitted.add(c);
+                        c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+                        assertEquals(200, c.read().status()); // served, and now held open idle
+                    }
+                    long start = System.nanoTime();
+                    for (int i = 0; i < 10 * max; i++) {
+                        try (var extra = new TestSupport.Client(port)) {
+                            extra.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+                            var resp = extra.read();
+                            assertEquals(503, resp.status(), "an extra client is refused");
+                            assertEquals("close", resp.header("Connection"));
+                            // Closing with the request unread would send RST, which may erase the
+                            // 503 on its way (RFC 9112 9.6): the refusal must end with FIN.
+                            try {
+                                assertEquals(-1, extra.in.read(), "after the 503, an orderly end of stream");
+                                extra.send("more"); // what a client may still send is read and dropped
+                                assertEquals(-1, extra.in.read(), "the bytes sent after the 503 are not answered by RST");
+                            } catch (SocketException reset) {
+                                fail("the 503 was followed by a reset, not a FIN: " + reset.getMessage());
+                            }
                         }
                     }
+                    long took = (System.nanoTime() - start) / 1_000_000;
+                    assertTrue(took < 5000, "100 refusals took " + took + " ms");
+                    for (var c : admitted) {
+                        c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+                        assertEquals(200, c.read().status(), "admitted clients keep working");
+                    }
+                    // The error log says it: the first refusal at once, then once a second with
+                    // the count since. All 100 are counted, in a line or two a second at most.
+                    long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
+                    List<Long> counts;
+                    while ((counts = refusalCounts(config)).stream().mapToLong(Long::longValue).sum() < 10 * max
+                            && System.nanoTime() - deadline < 0) {
+                        Thread.sleep(20);
+                    }
+                    String log = String.join("\n", TestSupport.errorLog(config));
+                    assertEquals(10 * max, counts.stream().mapToLong(Long::longValue).sum(), log);
+                    assertEquals(1L, counts.get(0), "the first refusal is said at once: " + log);
+                    assertTrue(counts.size() <= took / 1000 + 3, "one line a second at most, not one a refusal: " + log);
+                } finally {
+                    for (var c : admitted) c.close();
                 }
-                long took = (System.nanoTime() - start) / 1_000_000;
-                assertTrue(took < 5000, "100 refusals took " + took + " ms");
-                for (var c : admitted) {
-                    c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-                    assertEquals(200, c.read().status(), "admitted clients keep working");
-                }
-            } finally {
-                for (var c : admitted) c.close();
+                assertEquals(2 * max, backend.received.size(), "only admitted clients reached the upstream");
             }
-            assertEquals(2 * max, backend.received.size(), "only admitted clients reached the upstream");
         }
+    }
+
+    /** The counts of the error log's "max_connections (N) reached: K connections refused" lines, in order. */
+    private static List<Long> refusalCounts(Config config) throws Exception {
+        Pattern line = Pattern.compile("\\[warn\\] max_connections \\(\\d+\\) reached: (\\d+) connections? refused$");
+        List<Long> counts = new ArrayList<>();
+        for (String l : TestSupport.errorLog(config)) {
+            Matcher m = line.matcher(l);
+            if (m.find()) counts.add(Long.parseLong(m.group(1)));
+        }
+        return counts;
     }
 }
