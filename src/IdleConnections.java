@@ -26,14 +26,16 @@ import java.util.concurrent.ConcurrentLinkedQueue;
  */
 final class IdleConnections implements AutoCloseable {
     private final Duration timeout;
+    private final Log log;
     private final Selector selector;
     private final Queue<ClientConnection> arriving = new ConcurrentLinkedQueue<>();
     private final Thread thread;
     private volatile boolean closing;
     private long nextScan = Long.MAX_VALUE; // nanoTime of the earliest deadline, at most one tick early
 
-    IdleConnections(Duration keepaliveTimeout) throws IOException {
+    IdleConnections(Duration keepaliveTimeout, Log log) throws IOException {
         this.timeout = keepaliveTimeout;
+        this.log = log;
         this.selector = Selector.open();
         this.thread = Thread.ofPlatform().daemon().name("idle connections").start(this::run);
     }
@@ -82,11 +84,8 @@ final class IdleConnections implements AutoCloseable {
                     // Whatever it was (out of memory starting a thread, say), this thread must go
                     // on: every idle connection depends on it. Said once, with its stack.
                     if (e instanceof ClosedSelectorException) throw e;
-                    if (!reported) {
-                        reported = true;
-                        System.err.println("idle connections: unexpected failure, going on");
-                        e.printStackTrace();
-                    }
+                    if (!reported) log.unexpected("waiting on idle connections (going on)", e);
+                    reported = true;
                 }
             }
         } catch (IOException | ClosedSelectorException e) {

@@ -199,6 +199,7 @@ public final class Proxy implements AutoCloseable {
     private Proxy(Config config, BufferPool buffers, Resolver.Lookup lookup) throws IOException {
         this.config = config;
         this.log = new Log(config);
+        Watchdog.reportTo(log);
         Map<String, Config> settings = new LinkedHashMap<>();
         settings.put(Config.DEFAULT_GROUP, config);
         settings.putAll(config.groups());
@@ -214,7 +215,7 @@ public final class Proxy implements AutoCloseable {
         this.groups = Collections.unmodifiableMap(groups);
         this.upstreams = groups.get(Config.DEFAULT_GROUP);
         this.buffers = buffers;
-        this.idle = new IdleConnections(config.keepaliveTimeout());
+        this.idle = new IdleConnections(config.keepaliveTimeout(), log);
         this.connections = new Connections(config.maxConnections(), log);
         this.certificates = config.tls() == null ? null : new Certificates(config.tls(), log::error).watch();
     }

@@ -25,13 +25,19 @@ final class Watchdog {
     }
 
     private static final Set<Watched> WATCHED = ConcurrentHashMap.newKeySet();
-    private static volatile boolean reported; // an unexpected failure has been printed once
+    private static volatile boolean reported; // an unexpected failure has been said once
+    private static volatile Log log; // where it is said (the proxy's error log); null: standard error
 
     static {
         Thread.ofPlatform().daemon().name("watchdog").start(Watchdog::run);
     }
 
     private Watchdog() {}
+
+    /** The error log that an unexpected failure of the watchdog goes to (one proxy per process). */
+    static void reportTo(Log errors) {
+        log = errors;
+    }
 
     static void watch(Watched w) {
         WATCHED.add(w);
@@ -75,7 +81,12 @@ final class Watchdog {
     private static void report(Throwable e) {
         if (reported) return;
         reported = true;
-        System.err.println("watchdog: unexpected failure, going on");
-        e.printStackTrace();
+        Log to = log;
+        if (to != null) {
+            to.unexpected("watching deadlines (going on)", e);
+        } else {
+            System.err.println("watchdog: unexpected failure, going on");
+            e.printStackTrace();
+        }
     }
 }

@@ -107,10 +107,12 @@ class RobustnessTest {
         Watchdog.Watched broken = now -> {
             throw new IllegalStateException("test: a watched thing that fails");
         };
-        Watchdog.watch(broken);
-        try (ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
+        Config config = TestSupport.config(1); // its error log is where the watchdog says it
+        try (var proxy = Proxy.start(config);
+             ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
              SocketChannel silent = SocketChannel.open(server.getLocalAddress())) {
-            assertTrue(silent.isConnected());
+            Watchdog.watch(broken);
+            assertTrue(silent.isConnected() && TestSupport.port(proxy) > 0);
             // Several ticks go by with the failing one watched; a timeout after them still fires.
             Wire wire = new Wire(server.accept(), 64, Duration.ofMillis(300), Duration.ofSeconds(30));
             long start = System.nanoTime();
@@ -118,6 +120,11 @@ class RobustnessTest {
             long ms = (System.nanoTime() - start) / 1_000_000;
             assertTrue(ms >= 250 && ms < 3000, "timed out after " + ms + " ms");
             wire.close();
+            // Said once (not once a tick), in the error log's format, as a bug is: crit, with its stack.
+            String failure = "[crit] unexpected java.lang.IllegalStateException: test: a watched thing that fails"
+                    + " while watching deadlines (going on)";
+            assertEquals(1, TestSupport.awaitCount(config, 1, failure), String.join("\n", TestSupport.errorLog(config)));
+            assertEquals(1, TestSupport.count(TestSupport.errorLog(config), failure));
         } finally {
             Watchdog.forget(broken);
         }
