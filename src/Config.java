@@ -1,8 +1,6 @@
 import java.io.IOException;
 import java.io.Reader;
-import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.UnknownHostException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
@@ -10,14 +8,11 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.TreeMap;
-import java.util.function.Function;
-import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
@@ -25,7 +20,8 @@ import java.util.regex.Pattern;
  * names (proxy_read_timeout becomes read_timeout, and so on). Every default lives here, and
  * every key is documented once, in conf/proxy.properties.
  *
- * <p>How each value's text is read (durations, sizes, addresses, templates) is {@link ConfigParser}.
+ * <p>How each value's text is read (durations, sizes, addresses, templates) is {@link ConfigParser};
+ * the keys that come in families (upstream.NAME.*, route.NAME.*) are {@link ConfigFamilies}.
  *
  * <p>A bad file never half-starts the proxy: {@link #load} checks every key and value and
  * throws {@link Invalid} with every problem it found, each naming the file, the key and
@@ -276,8 +272,8 @@ record Config(
         // With routes, the unnamed upstream is the default group only if it is given.
         boolean noDefault = !routeKeys.isEmpty() && !given.containsKey("upstream");
         Config global = build(new ConfigParser(source, v, problems, k -> k), true, noDefault, Map.of(), null);
-        Map<String, Config> groups = groups(groupKeys, v, source, problems);
-        Routes routes = routes(routeKeys, global, groups, noDefault, source, problems);
+        Map<String, Config> groups = ConfigFamilies.groups(groupKeys, v, source, problems);
+        Routes routes = ConfigFamilies.routes(routeKeys, global, groups, noDefault, source, problems);
         if (!problems.isEmpty()) {
             throw new Invalid(List.copyOf(new java.util.LinkedHashSet<>(problems)), global.warnings());
         }
@@ -285,7 +281,7 @@ record Config(
     }
 
     /** Every value read by its rule; {@code routes} null: none yet (from() adds them). */
-    private static Config build(ConfigParser in, boolean global, boolean noDefault, Map<String, Config> groups, Routes routes) {
+    static Config build(ConfigParser in, boolean global, boolean noDefault, Map<String, Config> groups, Routes routes) {
         int maxHeaderSize = (int) in.size("max_header_size", 256, 1 << 20); // max_header_fields follows it
         return new Config(
                 in.addresses("listen"),
@@ -345,136 +341,8 @@ record Config(
                 headers, addHeader, tls, gzip, statusListen, groups, routes);
     }
 
-    private static final Pattern NAME = Pattern.compile("[A-Za-z0-9_-]+");
-
-    /** One key of a family, FAMILY.NAME or FAMILY.NAME.KEY: its NAME, and its KEY ("" for none). */
-    private record Member(String name, String key) {
-        static Member of(String fullKey, String family) {
-            String rest = fullKey.substring(family.length() + 1);
-            int dot = rest.indexOf('.');
-            return dot < 0 ? new Member(rest, "") : new Member(rest.substring(0, dot), rest.substring(dot + 1));
-        }
-
-        boolean named() {
-            return NAME.matcher(name).matches();
-        }
-    }
-
-    /**
-     * upstream.NAME = servers, and upstream.NAME.KEY for the GROUP_KEYS: each group's settings
-     * are the global ones with its own keys over them (read by the same rules, named by their keys).
-     */
-    private static Map<String, Config> groups(Map<String, String> keys, Map<String, String> global, String source,
-                                              List<String> problems) {
-        Map<String, Map<String, String>> own = new TreeMap<>();
-        for (var e : keys.entrySet()) {
-            Member m = Member.of(e.getKey(), "upstream");
-            if (!m.named() || !m.key().isEmpty() && !GROUP_KEYS.contains(m.key())) {
-                problems.add(source + ": unknown key '" + e.getKey() + "'"
-                        + (m.named() ? " (a group may set: " + String.join(", ", GROUP_KEYS) + ")" : ""));
-            } else if (m.name().equals(DEFAULT_GROUP)) {
-                problems.add(source + ": key '" + e.getKey() + "': the default group is set by 'upstream' and the global keys");
-            } else {
-                own.computeIfAbsent(m.name(), n -> new LinkedHashMap<>()).put(m.key().isEmpty() ? "upstream" : m.key(), e.getValue());
-            }
-        }
-        Map<String, Config> groups = new LinkedHashMap<>();
-        own.forEach((name, values) -> {
-            if (!values.containsKey("upstream")) {
-                problems.add(source + ": keys 'upstream." + name + ".*' without 'upstream." + name + "' (its servers)");
-                return;
-            }
-            Map<String, String> v = new LinkedHashMap<>(global);
-            v.putAll(values);
-            String prefix = "upstream." + name;
-            Function<String, String> keyName = k -> !values.containsKey(k) ? k : k.equals("upstream") ? prefix : prefix + "." + k;
-            groups.put(name, build(new ConfigParser(source, v, problems, keyName), false, false, Map.of(), null));
-        });
-        return Collections.unmodifiableMap(groups);
-    }
-
-    private static final Pattern ROUTE = Pattern.compile("([^/\\s]*)(/\\S*)?(?:\\s*->\\s*(\\S+))?");
-    private static final Pattern HOST_PATTERN = Pattern.compile("(?:\\*\\.|\\.)?[a-z0-9-]+(?:\\.[a-z0-9-]+)*");
+    /** route.NAME.return's value: a status, then optionally a text or URL (ConfigParser.returnOf). */
     static final Pattern RETURN = Pattern.compile("([1-5][0-9][0-9])(?:\\s+(.*))?");
-    private static final Pattern PREFIX = Pattern.compile("/[A-Za-z0-9._~!$&'()*+,;=:@/%-]*");
-
-    /**
-     * route.NAME = [HOST][PATH_PREFIX] -> GROUP, and route.NAME.KEY for the ROUTE_KEYS and
-     * header.X; then the whole table is checked: no two routes for the same host and prefix,
-     * no route to a group that does not exist.
-     */
-    private static Routes routes(Map<String, String> keys, Config global, Map<String, Config> groups, boolean noDefault,
-                                 String source, List<String> problems) {
-        Map<String, Map<String, String>> own = new TreeMap<>();
-        for (var e : keys.entrySet()) {
-            Member m = Member.of(e.getKey(), "route");
-            if (!m.named() || !m.key().isEmpty() && !ROUTE_KEYS.contains(m.key()) && !m.key().startsWith("header.")) {
-                problems.add(source + ": unknown key '" + e.getKey() + "'"
-                        + (m.named() ? " (a route may set: " + String.join(", ", ROUTE_KEYS) + ", header.NAME)" : ""));
-            } else {
-                own.computeIfAbsent(m.name(), n -> new LinkedHashMap<>()).put(m.key(), e.getValue());
-            }
-        }
-        List<Routes.Route> routes = new ArrayList<>();
-        own.forEach((name, values) -> {
-            Routes.Route r = route(name, values, global, groups, source, problems);
-            if (r != null) routes.add(r);
-        });
-        problems.addAll(Routes.conflicts(routes).stream().map(p -> source + ": " + p).toList());
-        Routes.Route fallback = noDefault ? null
-                : new Routes.Route(null, null, "/", DEFAULT_GROUP, false, null, global);
-        return new Routes(routes, fallback);
-    }
-
-    /** One route, or null (its problems noted). */
-    private static Routes.Route route(String name, Map<String, String> values, Config global, Map<String, Config> groups,
-                                      String source, List<String> problems) {
-        String key = "route." + name;
-        String spec = values.get("");
-        if (spec == null) {
-            problems.add(source + ": keys '" + key + ".*' without '" + key + "' (its [HOST][PATH_PREFIX] -> GROUP)");
-            return null;
-        }
-        Matcher m = ROUTE.matcher(spec);
-        String host = m.matches() ? m.group(1).toLowerCase(java.util.Locale.ROOT) : null;
-        if (host != null && host.endsWith(".") && host.length() > 1) host = host.substring(0, host.length() - 1);
-        String prefix = m.matches() && m.group(2) != null ? m.group(2) : "/";
-        if (host == null || host.isEmpty() && m.group(2) == null || !host.isEmpty() && !HOST_PATTERN.matcher(host).matches()
-                || !PREFIX.matcher(prefix).matches()) {
-            problems.add(source + ": key '" + key + "': expected [HOST][PATH_PREFIX] -> GROUP, such as "
-                    + "'api.example.com/ -> api', '/admin/ -> admin' or '*.example.com/ -> web' (value: '" + spec + "')");
-            return null;
-        }
-        String group = m.group(3);
-        Map<String, String> sub = new LinkedHashMap<>(DEFAULTS);
-        sub.keySet().removeIf(k -> k.startsWith("header.")); // in.headers() below: the route's own only
-        values.forEach((k, v) -> {
-            if (!k.isEmpty()) sub.put(k, v);
-        });
-        List<String> own = new ArrayList<>();
-        ConfigParser in = new ConfigParser(source, sub, own, k -> key + "." + k);
-        Routes.Return answer = values.containsKey("return") ? in.read("return", ConfigParser::returnOf) : null;
-        if (group == null && answer == null) {
-            own.add(source + ": key '" + key + "': no '-> GROUP' and no '" + key + ".return'");
-        } else if (answer == null && !group.equals(DEFAULT_GROUP) && !groups.containsKey(group)) {
-            own.add(source + ": key '" + key + "': no upstream group '" + group + "' (no key 'upstream." + group + "')");
-        } else if (answer == null && group.equals(DEFAULT_GROUP) && global.upstream().isEmpty()) {
-            own.add(source + ": key '" + key + "': no default group (no key 'upstream')");
-        }
-        boolean strip = values.containsKey("strip_prefix") && in.flag("strip_prefix");
-        Duration readTimeout = values.containsKey("read_timeout") ? in.duration("read_timeout") : global.readTimeout();
-        long maxBody = values.containsKey("client_max_body_size")
-                ? in.size("client_max_body_size", 0, Long.MAX_VALUE) : global.clientMaxBodySize();
-        // header.X overrides the global header of that name only (names are case-insensitive).
-        Map<String, String> headers = new LinkedHashMap<>(global.headers());
-        Map<String, String> mine = in.headers();
-        mine.keySet().forEach(n -> headers.keySet().removeIf(h -> h.equalsIgnoreCase(n)));
-        headers.putAll(mine);
-        problems.addAll(own);
-        if (!own.isEmpty()) return null;
-        Config settings = global.with(Collections.unmodifiableMap(headers), readTimeout, maxBody, Map.of(), null);
-        return new Routes.Route(name, host.isEmpty() ? null : host, prefix, group, strip, answer, settings);
-    }
 
     /** ", did you mean 'x'?" for the known key closest to a misspelt one. */
     private static String suggestion(String key) {
