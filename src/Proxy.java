@@ -389,6 +389,7 @@ public final class Proxy implements AutoCloseable {
             Thread.currentThread().interrupt();
         }
         log.notice("stopped after " + (System.nanoTime() - started) / 1_000_000 + " ms");
+        Watchdog.stopReportingTo(log);
         log.close();
     }
 
@@ -400,6 +401,7 @@ public final class Proxy implements AutoCloseable {
     @Override
     public void close() {
         beginStop();
+        Watchdog.stopReportingTo(log);
         log.close();
     }
 

@@ -35,8 +35,13 @@ final class Watchdog {
     private Watchdog() {}
 
     /** The error log that an unexpected failure of the watchdog goes to (one proxy per process). */
-    static void reportTo(Log errors) {
+    static synchronized void reportTo(Log errors) {
         log = errors;
+    }
+
+    /** That log is closing: from now on, standard error (unless another proxy has started since). */
+    static synchronized void stopReportingTo(Log errors) {
+        if (log == errors) log = null;
     }
 
     static void watch(Watched w) {
