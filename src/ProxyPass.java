@@ -230,11 +230,9 @@ final class ProxyPass {
         config.addHeader().forEach(resp.headers()::add); // add_header.NAME
         ByteBuffer head = ByteBuffer.wrap(Forwarding.responseHead(resp, out, keepAlive, false));
         try (gzip) {
-            ex.bodyBytesSent = Relay.copy(up.wire(), in, client, out, head, 0, buffers, gzip);
-            if (gzip != null) {
-                ex.bodyBytesSent = gzip.bytesOut();
-                ex.gzipRatio = Gzip.ratio(gzip.bytesIn(), gzip.bytesOut());
-            }
+            // Counted as it goes: a body cut short is logged with what did go out, as nginx logs it.
+            Relay.copy(up.wire(), in, client, out, head, 0, buffers, gzip, n -> ex.bodyBytesSent = n);
+            if (gzip != null) ex.gzipRatio = Gzip.ratio(gzip.bytesIn(), gzip.bytesOut());
         } catch (IOException | HttpError e) {
             up.close();
             // The head waits to go out with the first piece of the body: if the body was bad

@@ -1,6 +1,7 @@
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.util.function.LongConsumer;
 
 /**
  * Streams one message body from one wire to another, as it arrives: a piece is read into a
@@ -39,13 +40,17 @@ final class Relay {
      */
     static long copy(Wire from, Body in, Wire to, Body out, ByteBuffer head, long limit, BufferPool pool)
             throws IOException, HttpError {
-        return copy(from, in, to, out, head, limit, pool, null);
+        return copy(from, in, to, out, head, limit, pool, null, n -> {});
     }
 
-    /** The same, the body compressed on its way out by {@code gzip} unless it is null ({@link Gzip}). */
+    /**
+     * The same, the body compressed on its way out by {@code gzip} unless it is null
+     * ({@link Gzip}), and {@code sent} told the body bytes written so far after each write
+     * (compressed, if they were; without chunk framing): what went out of a body cut short.
+     */
     static long copy(Wire from, Body in, Wire to, Body out, ByteBuffer head, long limit, BufferPool pool,
-                     Gzip.Encoder gzip) throws IOException, HttpError {
-        Sink sink = new Sink(to, out instanceof Body.Chunked, head, gzip);
+                     Gzip.Encoder gzip, LongConsumer sent) throws IOException, HttpError {
+        Sink sink = new Sink(to, out instanceof Body.Chunked, head, gzip, sent);
         try (Source source = new Source(from, sink, pool)) {
             long copied = switch (in) {
                 case Body.Empty e -> 0;
@@ -263,13 +268,16 @@ final class Relay {
         private final boolean chunked;
         private final Gzip.Encoder gzip; // null: the body goes out as it came
         private final Gzip.Out framed = this::frame; // where the encoder's output goes
+        private final LongConsumer sent;
         private ByteBuffer head;
+        private long written; // body bytes written
 
-        Sink(Wire to, boolean chunked, ByteBuffer head, Gzip.Encoder gzip) {
+        Sink(Wire to, boolean chunked, ByteBuffer head, Gzip.Encoder gzip, LongConsumer sent) {
             this.to = to;
             this.chunked = chunked;
             this.head = head;
             this.gzip = gzip;
+            this.sent = sent;
         }
 
         void write(ByteBuffer data) throws IOException {
@@ -278,12 +286,15 @@ final class Relay {
         }
 
         private void frame(ByteBuffer data) throws IOException {
+            int n = data.remaining();
             if (!chunked) {
                 send(data);
             } else {
-                byte[] size = (Integer.toHexString(data.remaining()) + "\r\n").getBytes(StandardCharsets.ISO_8859_1);
+                byte[] size = (Integer.toHexString(n) + "\r\n").getBytes(StandardCharsets.ISO_8859_1);
                 send(ByteBuffer.wrap(size), data, ByteBuffer.wrap(CRLF));
             }
+            written += n;
+            sent.accept(written);
         }
 
         void flushHead() throws IOException {

@@ -118,6 +118,41 @@ class AccessLogTest {
     }
 
     @Test
+    void aResponseCutShortIsLoggedWithTheBodyBytesThatWentOut() throws Exception {
+        // The upstream promises 100,000 bytes, sends 30,000 and closes: the client gets those
+        // and a connection that ends early, and $body_bytes_sent is the 30,000 (as nginx logs
+        // it), not 0 nor the promised length.
+        Path log = Files.createTempFile(TestSupport.TEMP, "access", ".log");
+        try (var backend = new TestSupport.Backend((r, out, s) -> {
+                 out.write(TestSupport.bytes("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + "x".repeat(30_000)));
+                 out.flush();
+                 return false;
+             });
+             var proxy = TestSupport.proxy(backend.port(), "access_log", log.toString(), "log_format", "$status $body_bytes_sent");
+             var client = new Socket("127.0.0.1", TestSupport.port(proxy))) {
+            client.getOutputStream().write(TestSupport.bytes("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+            byte[] got = readUntilEnd(client);
+            String text = TestSupport.text(got);
+            int body = text.indexOf("\r\n\r\n") + 4;
+            assertTrue(text.startsWith("HTTP/1.1 200 ") && body > 4, text.substring(0, Math.min(200, text.length())));
+            assertEquals(30_000, got.length - body, "the client got what the upstream sent, then the end");
+            assertEquals("200 30000", TestSupport.awaitLines(log, 1).strip());
+        }
+    }
+
+    /** Everything the peer sends until it closes or resets the connection. */
+    private static byte[] readUntilEnd(Socket s) throws java.io.IOException {
+        var all = new java.io.ByteArrayOutputStream();
+        byte[] b = new byte[8192];
+        try {
+            for (int n; (n = s.getInputStream().read(b)) > 0; ) all.write(b, 0, n);
+        } catch (java.net.SocketException reset) {
+            // a reset after the bytes: the end, too
+        }
+        return all.toByteArray();
+    }
+
+    @Test
     void anUnknownVariableInLogFormatIsAConfigurationError() {
         var e = assertThrows(Config.Invalid.class,
                 () -> Config.from(Map.of("log_format", "$remote_addr $upstream_adr"), "my.properties"));
