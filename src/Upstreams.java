@@ -36,8 +36,7 @@ import java.util.Map;
  *     {@code upstream_keepalive_timeout}, and those beyond the demand of the last
  *     {@link #DEMAND_WINDOW}, are closed, the longest idle first. A connection goes back
  *     only after an exchange that ended cleanly, and is checked without blocking before
- *     reuse (the server may have closed it meanwhile), unless it was idle less than
- *     {@link #PROBE_AFTER} and the request could be sent again on a new one.
+ *     reuse (the server may have closed it meanwhile).
  * </ul>
  */
 final class Upstreams {
@@ -306,13 +305,6 @@ final class Upstreams {
     static final Duration ONCE_ONLY_MAX_IDLE = Duration.ofSeconds(1);
 
     /**
-     * A pooled connection idle this long is probed (a read that must find nothing) before
-     * it carries a request that could be sent again; one idle less is not. Servers close
-     * idle connections after seconds (gunicorn 2 s), never within this.
-     */
-    static final Duration PROBE_AFTER = Duration.ofMillis(100);
-
-    /**
      * A pooled connection to the peer if a usable one is idle (and {@code pooled}), else a
      * new one. {@code replayable}: whether the request could be sent again if the server
      * closed the connection just as it went (else see {@link #ONCE_ONLY_MAX_IDLE}).
@@ -331,12 +323,7 @@ final class Upstreams {
                 peer.idle.pollFirst();
                 tooOld = idleFor >= safeIdle(peer, started);
             }
-            // A request that can be sent again skips the probe on a connection idle only a
-            // moment, the busy path: should the server have closed it all the same, the
-            // exchange fails before any response and the request goes once more, on a new
-            // connection (NextUpstream.retryStale), as Go's transport does. A request that
-            // can't be sent again is always probed.
-            boolean stale = idle.wire().isStale(!replayable || idleFor >= PROBE_AFTER.toNanos());
+            boolean stale = idle.wire().isStale();
             if (stale) closedWhileIdle(peer, idleFor);
             else if (!tooOld) return new Connection(peer, idle.wire(), true, idle.requests(), started);
             idle.wire().close(); // closed by the server, or idle too near the time it closes them

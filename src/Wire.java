@@ -252,13 +252,11 @@ final class Wire implements Closeable, Watchdog.Watched {
     }
 
     /**
-     * For an idle pooled connection: true if it must not carry another request, because
-     * bytes nobody asked for are in its buffer, or ({@code probe}) the peer has closed it
-     * or sent such bytes since: a read without blocking, a system call.
+     * For an idle pooled connection: true if the peer has closed it or sent bytes nobody
+     * asked for. Either way it must not carry another request. Reads without blocking.
      */
-    boolean isStale(boolean probe) {
+    boolean isStale() {
         if (in.hasRemaining()) return true;
-        if (!probe) return false;
         ensureBuffer();
         try {
             channel.configureBlocking(false);
