@@ -176,6 +176,36 @@ class UpstreamTest {
     }
 
     @Test
+    void bytesAnUpstreamSendsAfterItsResponseNeverReachTheNextRequest() throws Exception {
+        // A server that answers a HEAD with its head only, then, once that response is
+        // through, sends a response nobody asked for on the same connection. The proxy has
+        // pooled the connection by then; the next request, a moment later (the busy path),
+        // must not read those bytes as its own response: the check before reuse finds them.
+        CountDownLatch clientHasIt = new CountDownLatch(1), strayBytesSent = new CountDownLatch(1);
+        TestSupport.Handler strays = (r, out, s) -> {
+            if (!r.requestLine().startsWith("HEAD")) return TestSupport.HELLO.handle(r, out, s);
+            out.write(TestSupport.bytes("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"));
+            out.flush();
+            assertTrue(clientHasIt.await(10, TimeUnit.SECONDS));
+            out.write(TestSupport.bytes("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPOISON"));
+            out.flush(); // on loopback, in the proxy's receive queue when this returns
+            strayBytesSent.countDown();
+            return true;
+        };
+        try (var backend = new TestSupport.Backend(strays); var proxy = TestSupport.proxy(backend.port());
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            client.send("HEAD / HTTP/1.1\r\nHost: a\r\n\r\n");
+            assertEquals(200, client.read(true).status());
+            clientHasIt.countDown();
+            assertTrue(strayBytesSent.await(10, TimeUnit.SECONDS));
+            var resp = client.send(GET).read();
+            assertEquals("Hello", TestSupport.text(resp.body()), "the GET's own response, not the stray one");
+            assertEquals(1, backend.next().connection());
+            assertEquals(2, backend.next().connection(), "the connection with stray bytes was not used again");
+        }
+    }
+
+    @Test
     void aRequestThatCantBeSentAgainTakesNoConnectionIdleForASecond() throws Exception {
         String post = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
         try (var backend = new TestSupport.Backend(); var proxy = TestSupport.proxy(backend.port());
