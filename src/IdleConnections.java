@@ -84,11 +84,7 @@ final class IdleConnections implements AutoCloseable {
                     // Whatever it was (out of memory starting a thread, say), this thread must go
                     // on: every idle connection depends on it. Said once, with its stack.
                     if (e instanceof ClosedSelectorException) throw e;
-                    try {
-                        if (!reported) log.unexpected("waiting on idle connections (going on)", e);
-                    } catch (RuntimeException | Error unsaid) {
-                        // out of memory for the report itself: going on matters more than saying it
-                    }
+                    if (!reported) log.unexpected("waiting on idle connections (going on)", e);
                     reported = true;
                 }
             }

@@ -85,14 +85,21 @@ final class Log implements AutoCloseable {
     /**
      * Something that should not happen (a bug, the JVM out of memory) while {@code doing}:
      * crit, with its stack trace, the only entry that has one. Expected failures (a client
-     * gone, an upstream refusing) are one line each, without.
+     * gone, an upstream refusing) are one line each, without. Never throws: its callers are
+     * the loops that must go on (accepting, the watchdog, idle connections), and the report
+     * itself may find no memory left; then it is not said.
      */
     void unexpected(String doing, Throwable e) {
         if (!enabled(Level.CRIT)) return;
-        StringWriter trace = new StringWriter();
-        e.printStackTrace(new PrintWriter(trace));
-        String frames = trace.toString().substring(trace.toString().indexOf('\n') + 1); // the first line is e itself
-        errors.offer(errorLine(Level.CRIT, "unexpected " + e + " while " + doing) + frames);
+        try {
+            StringWriter trace = new StringWriter();
+            e.printStackTrace(new PrintWriter(trace));
+            String text = trace.toString();
+            String frames = text.substring(text.indexOf('\n') + 1); // the first line is e itself
+            errors.offer(errorLine(Level.CRIT, "unexpected " + e + " while " + doing) + frames);
+        } catch (RuntimeException | Error unsaid) {
+            // out of memory for the report itself: going on matters more than saying it
+        }
     }
 
     /**

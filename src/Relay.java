@@ -36,11 +36,11 @@ final class Relay {
     /**
      * Copies the body framed as {@code in} from {@code from} to {@code to}, framed as
      * {@code out}, writing {@code head} before it. Stops with 413 once more than
-     * {@code limit} bytes have come (0 = no limit). Returns the body bytes copied.
+     * {@code limit} bytes have come (0 = no limit).
      */
-    static long copy(Wire from, Body in, Wire to, Body out, ByteBuffer head, long limit, BufferPool pool)
+    static void copy(Wire from, Body in, Wire to, Body out, ByteBuffer head, long limit, BufferPool pool)
             throws IOException, HttpError {
-        return copy(from, in, to, out, head, limit, pool, null, n -> {});
+        copy(from, in, to, out, head, limit, pool, null, n -> {});
     }
 
     /**
@@ -48,42 +48,35 @@ final class Relay {
      * ({@link Gzip}), and {@code sent} told the body bytes written so far after each write
      * (compressed, if they were; without chunk framing): what went out of a body cut short.
      */
-    static long copy(Wire from, Body in, Wire to, Body out, ByteBuffer head, long limit, BufferPool pool,
+    static void copy(Wire from, Body in, Wire to, Body out, ByteBuffer head, long limit, BufferPool pool,
                      Gzip.Encoder gzip, LongConsumer sent) throws IOException, HttpError {
         Sink sink = new Sink(to, out instanceof Body.Chunked, head, gzip, sent);
         try (Source source = new Source(from, sink, pool)) {
-            long copied = switch (in) {
-                case Body.Empty e -> 0;
+            switch (in) {
+                case Body.Empty e -> { }
                 case Body.Length length -> copyLength(source, length.bytes(), sink);
                 case Body.Chunked c -> copyChunked(source, sink, limit);
                 case Body.UntilClose u -> copyUntilClose(source, sink);
-            };
+            }
             sink.finish();
-            return copied;
         }
     }
 
-    private static long copyLength(Source source, long length, Sink sink) throws IOException {
+    private static void copyLength(Source source, long length, Sink sink) throws IOException {
         for (long left = length; left > 0; ) {
             ByteBuffer piece = source.next(left);
             if (!piece.hasRemaining()) throw new ReadFailed("connection closed " + left + " bytes before the end of the body", null);
             left -= piece.remaining();
             sink.write(piece);
         }
-        return length;
     }
 
-    private static long copyUntilClose(Source source, Sink sink) throws IOException {
-        long copied = 0;
-        for (ByteBuffer piece; (piece = source.next(Long.MAX_VALUE)).hasRemaining(); ) {
-            copied += piece.remaining();
-            sink.write(piece);
-        }
-        return copied;
+    private static void copyUntilClose(Source source, Sink sink) throws IOException {
+        for (ByteBuffer piece; (piece = source.next(Long.MAX_VALUE)).hasRemaining(); ) sink.write(piece);
     }
 
     /** chunked-body = *chunk last-chunk trailer-section CRLF (RFC 9112 7.1). */
-    private static long copyChunked(Source source, Sink sink, long limit) throws IOException, HttpError {
+    private static void copyChunked(Source source, Sink sink, long limit) throws IOException, HttpError {
         long copied = 0;
         while (true) {
             long size = chunkSize(source.line(Config.MAX_CHUNK_LINE));
@@ -107,7 +100,6 @@ final class Relay {
             if (trailerBytes > Config.MAX_TRAILER_SECTION) throw HttpError.bad(400, "trailer section too large");
             HttpParser.checkTrailerLine(line, 400);
         }
-        return copied;
     }
 
     /**

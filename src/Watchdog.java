@@ -87,13 +87,13 @@ final class Watchdog {
         if (reported) return;
         reported = true;
         Log to = log;
+        if (to != null) {
+            to.unexpected("watching deadlines (going on)", e); // never throws
+            return;
+        }
         try {
-            if (to != null) {
-                to.unexpected("watching deadlines (going on)", e);
-            } else {
-                System.err.println("watchdog: unexpected failure, going on");
-                e.printStackTrace();
-            }
+            System.err.println("watchdog: unexpected failure, going on");
+            e.printStackTrace();
         } catch (RuntimeException | Error unsaid) {
             // out of memory for the report itself: going on matters more than saying it
         }
