@@ -4,16 +4,14 @@ import java.net.SocketTimeoutException;
 import java.net.StandardSocketOptions;
 import java.nio.channels.SocketChannel;
 import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Deque;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * The upstream servers: which one gets the next request, which are down, and the idle
- * keep-alive connections to each.
+ * The upstream servers of a group: which one gets the next request, which are down, and
+ * a connection to the one chosen (from its {@link UpstreamPool}, or new).
  *
  * <ul>
  * <li>Choice: smooth weighted round-robin, nginx's algorithm: each pick adds every live
@@ -28,19 +26,16 @@ import java.util.Map;
  * <li>Peers: each server given by IP address is one peer; one given by host name is a peer
  *     for each address the name has now, with the server's weight, as {@link Resolver} finds
  *     them. A peer whose address went away gets no new requests and keeps no connection.
- * <li>Pool: idle connections per server, newest first, in step with demand (as HAProxy
- *     keeps them): as many as were in use at once lately, at least {@code upstream_keepalive}.
- *     A steady load of a thousand concurrent requests thus finds a thousand connections
- *     ready, instead of opening hundreds a second, each a SYN the server's listen queue may
- *     drop (a second's wait for the retry). Once a second, connections idle longer than
- *     {@code upstream_keepalive_timeout}, and those beyond the demand of the last
- *     {@link #DEMAND_WINDOW}, are closed, the longest idle first. A connection goes back
- *     only after an exchange that ended cleanly, and is checked without blocking before
- *     reuse (the server may have closed it meanwhile).
+ * <li>Pool: each peer's idle keep-alive connections, in step with demand
+ *     ({@link UpstreamPool}); once a second a virtual thread here has each close the ones
+ *     too old or beyond what demand needs.
  * </ul>
  */
 final class Upstreams {
-    /** One server's state (for a server given by name, one address's). Guarded by the Upstreams lock. */
+    /**
+     * One server's state (for a server given by name, one address's). Guarded by the
+     * Upstreams lock, but for its pool, which has its own.
+     */
     static final class Peer {
         final Config.Server entry;  // the upstream entry it comes from
         final Config.Server server; // the address it connects to: the entry's, or one its name resolved to
@@ -48,21 +43,15 @@ final class Upstreams {
         private volatile int fails;
         private long windowStart;  // nanoTime of the first failure counted in fails
         private volatile long downUntil; // nanoTime until which the server is out; 0 = up
-        private final Deque<Idle> idle = new ArrayDeque<>(); // newest first
-        private int lent;       // connections out of the pool now
-        private int demand;     // the most lent at once in this demand window
-        private int lastDemand; // ... and in the window before
-        // The shortest idle time after which a pooled connection was found closed by the
-        // server lately: its own keep-alive timeout is at most that. Long.MAX_VALUE: none seen.
-        private long closesIdleAfter = Long.MAX_VALUE;
-        private long closesIdleSeen;  // nanoTime of the last such find
+        final UpstreamPool pool;   // its idle connections
         private volatile boolean healthy = true; // false: out of rotation by health check
         private boolean retired; // its address went away: no new requests, nothing pooled
         final Counters.Server counters = new Counters.Server(); // for the status page
 
-        Peer(Config.Server entry, InetSocketAddress address) {
+        Peer(Config.Server entry, InetSocketAddress address, Config config) {
             this.entry = entry;
             this.server = new Config.Server(address, entry.weight(), entry.name());
+            this.pool = new UpstreamPool(config);
         }
 
         boolean healthy() {
@@ -82,9 +71,6 @@ final class Upstreams {
         }
     }
 
-    /** A pooled connection: since when it is idle, and how many requests it has carried. */
-    private record Idle(Wire wire, long since, int requests) {}
-
     /**
      * A connection lent for one exchange, and whether it came from the pool. It ends either
      * way: given back with {@link Upstreams#release} or closed with {@link #close}.
@@ -95,7 +81,7 @@ final class Upstreams {
         private final boolean reused;
         private final int requests; // carried before this one
         private final long started; // nanoTime when it was asked for: $upstream_response_time counts from here
-        private boolean ended;
+        private boolean ended; // given back or closed (guarded by this)
 
         private Connection(Peer peer, Wire wire, boolean reused, int requests, long started) {
             this.peer = peer;
@@ -103,9 +89,6 @@ final class Upstreams {
             this.reused = reused;
             this.requests = requests;
             this.started = started;
-            synchronized (Upstreams.this) {
-                peer.demand = Math.max(peer.demand, ++peer.lent);
-            }
         }
 
         Peer peer() {
@@ -129,38 +112,31 @@ final class Upstreams {
          * after {@link Upstreams#release}: a wire back in the pool is not this exchange's to close.
          */
         void close() {
-            if (end()) wire.close();
+            if (!end()) return;
+            peer.pool.lost();
+            wire.close();
         }
 
-        private boolean end() {
-            synchronized (Upstreams.this) {
-                if (ended) return false;
-                ended = true;
-                peer.lent--;
-                return true;
-            }
+        /** True the first time: the exchange on it ends now. */
+        private synchronized boolean end() {
+            if (ended) return false;
+            ended = true;
+            return true;
         }
     }
-
-    /** How long the idle time after which a server closed a pooled connection is remembered (see safeIdle). */
-    static final Duration IDLE_CLOSE_MEMORY = Duration.ofSeconds(60);
-
-    /** How often idle connections are looked over; the demand remembered is that of the last two. */
-    static final Duration DEMAND_WINDOW = Duration.ofSeconds(10);
 
     private final Config config;
     private final Log log;
     private volatile List<Peer> peers; // immutable; replaced whole when a name's addresses change
     private int outOfRotation; // peers that failed their health check (guarded by this)
     private final Thread maintenance;
-    private boolean closed; // stopping: nothing goes back to the pool (guarded by this)
     private long windowStart = System.nanoTime();
     final Counters.Histogram responseTimes = new Counters.Histogram(); // the group's, for /metrics
 
     Upstreams(Config config, Log log) {
         this.config = config;
         this.log = log;
-        peers = config.upstream().stream().map(s -> new Peer(s, s.address())).toList();
+        peers = config.upstream().stream().map(s -> new Peer(s, s.address(), config)).toList();
         maintenance = Thread.ofVirtual().name("upstream pool").start(this::maintain);
     }
 
@@ -183,21 +159,15 @@ final class Upstreams {
         }
     }
 
-    synchronized List<Wire> expire(long now) {
-        boolean newWindow = now - windowStart >= DEMAND_WINDOW.toNanos();
-        if (newWindow) windowStart = now;
-        List<Wire> out = new ArrayList<>();
-        long maxIdle = config.upstreamKeepaliveTimeout().toNanos();
-        for (Peer p : peers) {
-            if (newWindow) {
-                p.lastDemand = p.demand;
-                p.demand = p.lent;
-            }
-            int keep = keep(p);
-            while (!p.idle.isEmpty() && (p.idle.size() > keep || now - p.idle.peekLast().since() > maxIdle)) {
-                out.add(p.idle.pollLast().wire());
-            }
+    /** The idle connections of every peer to close now (see {@link UpstreamPool#expire}). */
+    List<Wire> expire(long now) {
+        boolean newWindow;
+        synchronized (this) {
+            newWindow = now - windowStart >= UpstreamPool.DEMAND_WINDOW.toNanos();
+            if (newWindow) windowStart = now;
         }
+        List<Wire> out = new ArrayList<>();
+        for (Peer p : peers) out.addAll(p.pool.expire(now, newWindow));
         return out;
     }
 
@@ -208,8 +178,8 @@ final class Upstreams {
     }
 
     /** The server's connections lent now and idle in the pool, for the status page. */
-    synchronized int[] pool(Peer p) {
-        return new int[] {p.lent, p.idle.size()};
+    int[] pool(Peer p) {
+        return p.pool.counts();
     }
 
     /** The settings of its group: the global ones, with the group's own keys over them. */
@@ -234,7 +204,7 @@ final class Upstreams {
      * connections are closed (a connection lent now is closed when it is given back).
      */
     void readdress(Config.Server entry, List<InetSocketAddress> addresses) {
-        List<Wire> idle = new ArrayList<>();
+        List<Peer> retired = new ArrayList<>();
         synchronized (this) {
             Map<InetSocketAddress, Peer> known = new HashMap<>(); // the entry's peers until now
             for (Peer p : peers) {
@@ -246,19 +216,18 @@ final class Upstreams {
                 if (p.entry != entry) {
                     next.add(p);
                 } else if (!placed) { // the entry's peers now, where its first one was
-                    for (InetSocketAddress a : addresses) next.add(known.containsKey(a) ? known.remove(a) : new Peer(entry, a));
+                    for (InetSocketAddress a : addresses) next.add(known.containsKey(a) ? known.remove(a) : new Peer(entry, a, config));
                     placed = true;
                 }
             }
             for (Peer gone : known.values()) {
                 gone.retired = true;
                 if (!gone.healthy) outOfRotation--;
-                gone.idle.forEach(i -> idle.add(i.wire()));
-                gone.idle.clear();
+                retired.add(gone);
             }
             peers = List.copyOf(next);
         }
-        idle.forEach(Wire::close);
+        retired.forEach(p -> p.pool.close());
     }
 
     /**
@@ -297,44 +266,23 @@ final class Upstreams {
     }
 
     /**
-     * A request that can't be sent again (a POST, a body) goes on a pooled connection only
-     * if it has been idle less than this: no common server closes idle connections sooner
-     * (gunicorn 2 s, Node and Apache 5 s), so none is lost to a close it crossed on the way.
-     * A longer-idle one is left for requests that can be sent again, or expires.
-     */
-    static final Duration ONCE_ONLY_MAX_IDLE = Duration.ofSeconds(1);
-
-    /**
      * A pooled connection to the peer if a usable one is idle (and {@code pooled}), else a
      * new one. {@code replayable}: whether the request could be sent again if the server
-     * closed the connection just as it went (else see {@link #ONCE_ONLY_MAX_IDLE}).
+     * closed the connection just as it went (see {@link UpstreamPool#take}).
      */
     Connection connect(Peer peer, boolean pooled, boolean replayable) throws IOException {
         long started = System.nanoTime();
-        while (pooled) {
-            Idle idle;
-            long idleFor;
-            boolean tooOld;
-            synchronized (this) {
-                idle = peer.idle.peekFirst(); // the newest: the least idle
-                if (idle == null) break;
-                idleFor = started - idle.since();
-                if (!replayable && idleFor >= ONCE_ONLY_MAX_IDLE.toNanos()) break; // left for requests that can go again
-                peer.idle.pollFirst();
-                tooOld = idleFor >= safeIdle(peer, started);
-            }
-            boolean stale = idle.wire().isStale();
-            if (stale) closedWhileIdle(peer, idleFor);
-            else if (!tooOld) return new Connection(peer, idle.wire(), true, idle.requests(), started);
-            idle.wire().close(); // closed by the server, or idle too near the time it closes them
-        }
+        UpstreamPool.Idle idle = pooled ? peer.pool.take(started, replayable) : null;
+        if (idle != null) return new Connection(peer, idle.wire(), true, idle.requests(), started);
         SocketChannel channel = SocketChannel.open();
         try {
             channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
             // A blocking SocketChannel.connect has no timeout, but its socket adaptor's
             // connect(address, timeout) does: that is our connect_timeout.
             channel.socket().connect(peer.server.address(), (int) config.connectTimeout().toMillis());
-            return new Connection(peer, new Wire(channel, 4096, config.readTimeout(), config.sendTimeout()), false, 0, started);
+            Wire wire = new Wire(channel, 4096, config.readTimeout(), config.sendTimeout());
+            peer.pool.lent();
+            return new Connection(peer, wire, false, 0, started);
         } catch (SocketTimeoutException e) {
             channel.close();
             throw new Wire.Timeout("connect to " + peer.server.hostPort());
@@ -345,50 +293,14 @@ final class Upstreams {
     }
 
     /**
-     * Gives a connection whose exchange ended cleanly back to the pool, or closes it: with
-     * upstream_keepalive = 0, or when the pool already holds what demand needs.
+     * Gives a connection whose exchange ended cleanly back to its pool, or closes it if
+     * the pool won't have it ({@link UpstreamPool#giveBack}).
      */
     void release(Connection c) {
         Wire w = c.wire();
         w.shrink(); // keeps its small read buffer: the next exchange needs one at once
-        synchronized (this) {
-            if (!c.end()) return; // already ended
-            Peer p = c.peer();
-            boolean worn = c.requests + 1 >= config.upstreamKeepaliveRequests();
-            if (!closed && !worn && !p.retired && config.upstreamKeepalive() > 0 && p.idle.size() < keep(p)) {
-                p.idle.addFirst(new Idle(w, System.nanoTime(), c.requests + 1));
-                return;
-            }
-        }
-        w.close();
-    }
-
-    /**
-     * How long a pooled connection may have been idle and still be used. A server closes
-     * idle connections after a keep-alive timeout of its own (gunicorn: 2 s), and a request
-     * sent just as it does is lost; one with a body can't be sent again. So once the server
-     * is seen to close a connection idle for d, connections idle for 3/4 of d or longer
-     * are not used again; each shorter d seen lowers the limit. A close for some other
-     * reason (a restart) can make it much too low: it is forgotten after
-     * {@link #IDLE_CLOSE_MEMORY} without a new find.
-     */
-    private long safeIdle(Peer p, long now) { // guarded by this
-        if (now - p.closesIdleSeen > IDLE_CLOSE_MEMORY.toNanos()) return Long.MAX_VALUE;
-        long d = p.closesIdleAfter;
-        return d == Long.MAX_VALUE ? Long.MAX_VALUE : d - d / 4;
-    }
-
-    /** The server closed a pooled connection that had been idle this long (see {@link #safeIdle}). */
-    synchronized void closedWhileIdle(Peer p, long idleFor) {
-        long now = System.nanoTime();
-        boolean forgotten = now - p.closesIdleSeen > IDLE_CLOSE_MEMORY.toNanos();
-        p.closesIdleAfter = forgotten ? idleFor : Math.min(p.closesIdleAfter, idleFor);
-        p.closesIdleSeen = now;
-    }
-
-    /** Idle connections to keep: what the recent demand needs beyond those lent now, at least upstream_keepalive. */
-    private int keep(Peer p) {
-        return Math.max(config.upstreamKeepalive(), Math.max(p.demand, p.lastDemand) - p.lent);
+        if (!c.end()) return; // already ended
+        if (!c.peer().pool.giveBack(w, c.requests + 1)) w.close();
     }
 
     /**
@@ -432,12 +344,8 @@ final class Upstreams {
     }
 
     /** At shutdown: closes every idle connection, and from now on each one given back. */
-    synchronized void close() {
-        closed = true;
+    void close() {
         maintenance.interrupt();
-        for (Peer p : peers) {
-            p.idle.forEach(i -> i.wire().close());
-            p.idle.clear();
-        }
+        for (Peer p : peers) p.pool.close();
     }
 }

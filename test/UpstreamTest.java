@@ -214,10 +214,10 @@ class UpstreamTest {
             assertEquals(1, backend.next().connection());
             assertEquals(200, client.send(post).read().status());
             assertEquals(1, backend.next().connection(), "idle a moment: reused");
-            Thread.sleep(Upstreams.ONCE_ONLY_MAX_IDLE.toMillis() + 100);
+            Thread.sleep(UpstreamPool.ONCE_ONLY_MAX_IDLE.toMillis() + 100);
             assertEquals(200, client.send(post).read().status());
             assertEquals(2, backend.next().connection(), "idle over a second: a POST takes a new connection");
-            Thread.sleep(Upstreams.ONCE_ONLY_MAX_IDLE.toMillis() + 100);
+            Thread.sleep(UpstreamPool.ONCE_ONLY_MAX_IDLE.toMillis() + 100);
             assertEquals(200, client.send(GET).read().status());
             assertTrue(backend.next().connection() <= 2, "a GET may take it: it could be sent again");
         }
@@ -245,8 +245,8 @@ class UpstreamTest {
             // Demand falls: after one window the 4 are still remembered, after two the pool
             // shrinks to upstream_keepalive, closing the longest idle.
             long now = System.nanoTime();
-            assertEquals(0, proxy.upstreams().expire(now + Upstreams.DEMAND_WINDOW.toNanos()).size());
-            var closed = proxy.upstreams().expire(now + 2 * Upstreams.DEMAND_WINDOW.toNanos() + 1);
+            assertEquals(0, proxy.upstreams().expire(now + UpstreamPool.DEMAND_WINDOW.toNanos()).size());
+            var closed = proxy.upstreams().expire(now + 2 * UpstreamPool.DEMAND_WINDOW.toNanos() + 1);
             assertEquals(2, closed.size(), "beyond upstream_keepalive, once demand is gone");
             closed.forEach(Wire::close);
             backend.nextEnded();
