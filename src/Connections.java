@@ -15,15 +15,10 @@ import java.util.concurrent.atomic.LongAdder;
  * proxy waits for that ({@link #awaitAll}). Then, if some are still open when
  * shutdown_timeout runs out (a slow download, a WebSocket), {@link #closeAll} closes them.
  *
- * <p>A connection over max_connections is refused, and the error log says so: at once for
- * the first, then at most once per {@link #REFUSALS_REPORTED_EVERY} with the count since, so
- * that a flood of refusals neither floods the log nor goes unsaid.
+ * <p>A connection over max_connections is turned away by {@link Refusals}.
  */
 final class Connections {
-    static final Duration REFUSALS_REPORTED_EVERY = Duration.ofSeconds(1);
-
     private final int max;
-    private final Log log;
     private final Semaphore slots;
     private final Set<ClientConnection> open = ConcurrentHashMap.newKeySet();
     private volatile boolean draining;
@@ -34,15 +29,10 @@ final class Connections {
     final LongAdder requests = new LongAdder();
     final LongAdder reading = new LongAdder();
     final LongAdder writing = new LongAdder();
-    private long unreported;    // refusals not yet in the log (guarded by this)
-    private long nextReport;    // nanoTime before which a refusal is only counted (guarded by this)
-    private boolean reportDue;  // a report of the count is set for nextReport (guarded by this)
 
-    Connections(int maxConnections, Log log) {
+    Connections(int maxConnections) {
         this.max = maxConnections;
         this.slots = new Semaphore(maxConnections);
-        this.log = log;
-        this.nextReport = System.nanoTime();
     }
 
     /** A slot for a new connection, if one is free (else the caller refuses it). */
@@ -50,42 +40,7 @@ final class Connections {
         accepts.increment();
         boolean admitted = slots.tryAcquire();
         if (admitted) handled.increment();
-        else refused();
         return admitted;
-    }
-
-    /** Counts a refusal, and says it now or has it said with the others once the interval is up. */
-    private synchronized void refused() {
-        unreported++;
-        if (reportDue) return;
-        long wait = nextReport - System.nanoTime();
-        if (wait <= 0) {
-            reportRefusals();
-            return;
-        }
-        reportDue = true;
-        try {
-            Thread.ofVirtual().name("refusals report").start(() -> {
-                try {
-                    Thread.sleep(Duration.ofNanos(wait));
-                } catch (InterruptedException ignored) {
-                    // report at once
-                }
-                synchronized (this) {
-                    reportDue = false;
-                    reportRefusals();
-                }
-            });
-        } catch (RuntimeException | Error e) {
-            reportDue = false; // no thread for it: the count goes into the next report
-        }
-    }
-
-    private void reportRefusals() { // guarded by this
-        log.warn("max_connections (" + max + ") reached: " + unreported + " connection" + (unreported == 1 ? "" : "s")
-                + " refused");
-        unreported = 0;
-        nextReport = System.nanoTime() + REFUSALS_REPORTED_EVERY.toNanos();
     }
 
     /** An exchange begins: reading its request head. */

@@ -3,7 +3,6 @@ import java.net.BindException;
 import java.net.InetSocketAddress;
 import java.net.URISyntaxException;
 import java.net.StandardSocketOptions;
-import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
@@ -16,7 +15,6 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.Semaphore;
 import java.util.jar.JarEntry;
 import java.util.jar.JarFile;
 
@@ -28,31 +26,25 @@ import java.util.jar.JarFile;
  * Reads the command line ({@link CommandLine}) and the configuration ({@link Config}),
  * binds every listen address, and accepts connections: each client connection gets its own
  * virtual thread running {@link ClientConnection#serve}. At most max_connections are served
- * at once; a client over that limit gets a quick 503 and a close, so the ones already
- * admitted keep working.
+ * at once ({@link Connections}); a client over that limit gets a quick 503 and a close
+ * ({@link Refusals}), so the ones already admitted keep working.
  *
  * <p>The files, in the order a request meets them: {@link Wire} (a socket with deadlines,
  * enforced by {@link Watchdog}), {@link HeadReader} (lines off the wire), {@link HttpParser}
  * (heads, {@link Headers}, {@link Body} framing), {@link ClientConnection} (the loop, and
  * {@link IdleConnections} between requests), {@link Forwarding} (header rewriting),
- * {@link Routes} (which upstream group), {@link Upstreams} (choice, health, pool; names followed by {@link Resolver}, servers
- * checked by {@link HealthCheck}), {@link Relay} (bodies, in buffers from
+ * {@link Routes} (which upstream group), {@link Upstreams} (choice, health; each server's
+ * {@link UpstreamPool}; names followed by {@link Resolver}, servers checked by
+ * {@link HealthCheck}), {@link Relay} (bodies, in buffers from
  * {@link BufferPool}), {@link Tunnel} (WebSocket), {@link Log} ({@link LogFormat},
  * {@link LogFile}), {@link HttpError}.
  */
 public final class Proxy implements AutoCloseable {
-    private static final byte[] BUSY = ("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-            + "Connection: close\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1);
-
     /**
      * The read buffer of an idle client connection. Small, because 10,000 idle keep-alive
      * connections hold 10,000 of them; a request head larger than this grows it (Wire.fill).
      */
     private static final int CLIENT_BUFFER = 256;
-
-    /** Refused connections that may linger at once, and for how long each (see refuse). */
-    private static final int MAX_LINGERING_REFUSALS = 64;
-    private static final Duration REFUSAL_LINGER = Duration.ofSeconds(1);
 
     private final Config config;
     private final Log log;
@@ -66,7 +58,7 @@ public final class Proxy implements AutoCloseable {
     private final Connections connections;
     private final Certificates certificates; // null: no listener says ssl
     private int httpsPort;                   // the first TLS listener's port, for redirect_https
-    private final Semaphore lingeringRefusals = new Semaphore(MAX_LINGERING_REFUSALS);
+    private final Refusals refusals;
     private final List<ServerSocketChannel> listeners = new ArrayList<>();
     private final List<Thread> acceptors = new ArrayList<>();
 
@@ -216,7 +208,8 @@ public final class Proxy implements AutoCloseable {
         this.upstreams = groups.get(Config.DEFAULT_GROUP);
         this.buffers = buffers;
         this.idle = new IdleConnections(config.keepaliveTimeout(), log);
-        this.connections = new Connections(config.maxConnections(), log);
+        this.connections = new Connections(config.maxConnections());
+        this.refusals = new Refusals(config.maxConnections(), log);
         this.certificates = config.tls() == null ? null : new Certificates(config.tls(), log::error).watch();
     }
 
@@ -244,10 +237,7 @@ public final class Proxy implements AutoCloseable {
                 continue;
             }
             if (!connections.tryAdmit()) {
-                // A TLS client gets the close alone: a plain 503 would reach it as a bad
-                // record, and a handshake is the work an overloaded proxy can least afford.
-                if (ssl) closeQuietly(channel);
-                else refuse(channel);
+                refusals.refuse(channel, ssl);
                 continue;
             }
             try {
@@ -286,45 +276,7 @@ public final class Proxy implements AutoCloseable {
         connection.serve();
     }
 
-    /**
-     * Over max_connections: answer 503, then close gracefully. Closing at once, with the
-     * client's request still unread, makes the kernel send RST instead of FIN, and a reset
-     * can erase the 503 before the client reads it (RFC 9112 9.6). So, like every other
-     * error answer, the refusal sends FIN and then reads and drops what the client still
-     * sends, briefly, on a virtual thread of its own. These connections are over the limit
-     * by definition, so they must stay cheap: at most {@link #MAX_LINGERING_REFUSALS} linger
-     * at once, each for at most {@link #REFUSAL_LINGER} and 64 KiB (Wire.lingeringClose);
-     * beyond that, a flood gets one non-blocking write and an immediate close.
-     */
-    private void refuse(SocketChannel channel) {
-        if (!lingeringRefusals.tryAcquire()) {
-            try {
-                channel.configureBlocking(false); // the accept thread never waits for a client
-                channel.write(ByteBuffer.wrap(BUSY));
-            } catch (IOException ignored) {
-                // the client is gone already
-            }
-            closeQuietly(channel);
-            return;
-        }
-        Thread.ofVirtual().start(() -> {
-            try {
-                Wire wire = new Wire(channel, 64, REFUSAL_LINGER, REFUSAL_LINGER);
-                try {
-                    wire.write(BUSY);
-                } catch (IOException ignored) {
-                    // the client is gone, or took no byte within the time: lingeringClose just closes
-                }
-                wire.lingeringClose(REFUSAL_LINGER);
-            } catch (IOException e) {
-                closeQuietly(channel); // the client was gone before we started
-            } finally {
-                lingeringRefusals.release();
-            }
-        });
-    }
-
-    private static void closeQuietly(SocketChannel channel) {
+    static void closeQuietly(SocketChannel channel) {
         try {
             channel.close();
         } catch (IOException ignored) {
