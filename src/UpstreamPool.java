@@ -14,11 +14,11 @@ import java.util.List;
  *     ready, instead of opening hundreds a second, each a SYN the server's listen queue may
  *     drop (a second's wait for the retry).
  * <li>Which: the newest first (the least idle), checked without blocking before reuse: the
- *     server may have closed it, or sent bytes nobody asked for.
+ *     server may have closed it, or sent bytes nobody asked for. One idle near the time the
+ *     server is seen to close them itself ({@link #safeIdle}) is closed instead.
  * <li>How long: once a second ({@link Upstreams}), connections idle longer than
  *     {@code upstream_keepalive_timeout}, and those beyond the demand of the last
- *     {@link #DEMAND_WINDOW}, are closed, the longest idle first; also those idle near the
- *     time the server is seen to close them itself ({@link #safeIdle}).
+ *     {@link #DEMAND_WINDOW}, are closed, the longest idle first.
  * <li>What comes back: only a connection whose exchange ended cleanly, and not after
  *     {@code upstream_keepalive_requests} requests.
  * </ul>

@@ -130,6 +130,7 @@ final class Upstreams {
     private volatile List<Peer> peers; // immutable; replaced whole when a name's addresses change
     private int outOfRotation; // peers that failed their health check (guarded by this)
     private final Thread maintenance;
+    private boolean closed; // stopping: every pool is closed, a new peer's too (guarded by this)
     private long windowStart = System.nanoTime();
     final Counters.Histogram responseTimes = new Counters.Histogram(); // the group's, for /metrics
 
@@ -226,6 +227,7 @@ final class Upstreams {
                 retired.add(gone);
             }
             peers = List.copyOf(next);
+            if (closed) retired.addAll(next); // a lookup that ended after the stop: nothing is pooled
         }
         retired.forEach(p -> p.pool.close());
     }
@@ -345,7 +347,12 @@ final class Upstreams {
 
     /** At shutdown: closes every idle connection, and from now on each one given back. */
     void close() {
+        List<Peer> all;
+        synchronized (this) {
+            closed = true;
+            all = peers;
+        }
         maintenance.interrupt();
-        for (Peer p : peers) p.pool.close();
+        for (Peer p : all) p.pool.close();
     }
 }
