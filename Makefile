@@ -39,11 +39,11 @@ JAVAC = $(JDK)/bin/javac
 #                       the memory it touches stays resident, and connections, not eden,
 #                       should decide the RSS. 16 MiB on a big host, with survivor spaces
 #                       large enough for the state of 1000 requests in flight: with 8 MiB
-#                       that state outlived its survivor space and went to the old
-#                       generation, which grew by 3 MiB/s at 1000 connections, up to the
-#                       whole heap (535 MiB of RSS here, then an 88 ms full collection every
-#                       minute); with 16 MiB it grows by 0.3 MiB/s, and 1000 connections get
-#                       1.08-1.10x the requests/s. 8 MiB in a 128 MB container, where the old
+#                       that state outgrew its survivor space and went to the old
+#                       generation, 25 MiB a second at 1000 connections (2 MiB with 16), and
+#                       1000 connections get 1.06-1.10x the requests/s. (Connections that
+#                       come and go still fill the old generation in time: up to the heap's
+#                       bound below, then a full collection.) 8 MiB in a 128 MB container, where the old
 #                       generation needs the room: a fixed 16 MiB there sent the collector
 #                       into 394 full collections in one run of make bench's 128 MB mix.
 #   -XX:MaxRAMPercentage=2
