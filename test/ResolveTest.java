@@ -121,6 +121,24 @@ class ResolveTest {
     }
 
     @Test
+    void anAddressALookupFindsAfterTheStopKeepsNoConnection() throws Exception {
+        // A lookup under way when the proxy stops still hands its answer over: the new
+        // address's peer must not pool a connection that nothing would ever close.
+        try (var backend = new TestSupport.Backend(); var moved = new TestSupport.Backend()) {
+            Proxy proxy = start(config(backend.port()), host -> new InetAddress[] {V4});
+            Upstreams upstreams = proxy.upstreams();
+            proxy.close();
+            upstreams.readdress(upstreams.peers().get(0).entry, List.of(new InetSocketAddress(V4, moved.port())));
+            Upstreams.Peer peer = upstreams.peers().get(0);
+            assertEquals(moved.port(), peer.server.address().getPort());
+            Upstreams.Connection c = upstreams.connect(peer, true, true);
+            upstreams.release(c); // as an exchange that ended cleanly gives it back
+            assertEquals(0, upstreams.pool(peer)[1], "nothing is pooled after the stop");
+            assertEquals(1, moved.nextEnded(), "the connection is closed");
+        }
+    }
+
+    @Test
     @EnabledIf("ipv6Loopback")
     void requestsFollowANameToItsNewAddressAndTheOldOnesIdleConnectionsAreClosed() throws Exception {
         AtomicReference<InetAddress[]> answer = new AtomicReference<>(new InetAddress[] {V4});
