@@ -59,8 +59,9 @@ final class UpstreamPool {
     }
 
     /**
-     * An idle connection fit to carry a request now, taken out of the pool (and counted as
-     * lent), or null: then the caller opens a new one, and calls {@link #lent} for it.
+     * An idle connection fit to carry a request now, taken out of the pool, or null: then
+     * the caller opens a new one. Either way, the Upstreams.Connection made for it counts it
+     * as lent ({@link #lent}).
      * {@code replayable}: whether the request could be sent again should the server close
      * the connection just as it goes (else see {@link #ONCE_ONLY_MAX_IDLE}).
      */
@@ -79,10 +80,7 @@ final class UpstreamPool {
             }
             boolean stale = next.wire().isStale(); // a system call: outside the lock
             if (stale) closedWhileIdle(idleFor);
-            else if (!tooOld) {
-                lent();
-                return next;
-            }
+            else if (!tooOld) return next;
             next.wire().close(); // closed by the server, or idle too near the time it closes them
         }
     }
@@ -161,7 +159,7 @@ final class UpstreamPool {
     }
 
     /** The server closed a pooled connection that had been idle this long (see {@link #safeIdle}). */
-    synchronized void closedWhileIdle(long idleFor) {
+    private synchronized void closedWhileIdle(long idleFor) {
         long now = System.nanoTime();
         boolean forgotten = now - closesIdleSeen > IDLE_CLOSE_MEMORY.toNanos();
         closesIdleAfter = forgotten ? idleFor : Math.min(closesIdleAfter, idleFor);

@@ -89,6 +89,7 @@ final class Upstreams {
             this.reused = reused;
             this.requests = requests;
             this.started = started;
+            peer.pool.lent();
         }
 
         Peer peer() {
@@ -282,9 +283,7 @@ final class Upstreams {
             // A blocking SocketChannel.connect has no timeout, but its socket adaptor's
             // connect(address, timeout) does: that is our connect_timeout.
             channel.socket().connect(peer.server.address(), (int) config.connectTimeout().toMillis());
-            Wire wire = new Wire(channel, 4096, config.readTimeout(), config.sendTimeout());
-            peer.pool.lent();
-            return new Connection(peer, wire, false, 0, started);
+            return new Connection(peer, new Wire(channel, 4096, config.readTimeout(), config.sendTimeout()), false, 0, started);
         } catch (SocketTimeoutException e) {
             channel.close();
             throw new Wire.Timeout("connect to " + peer.server.hostPort());
