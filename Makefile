@@ -34,18 +34,19 @@ JAVAC = $(JDK)/bin/javac
 #   -XX:+UseSerialGC    one GC thread, no concurrent collector taking a core from I/O on a
 #                       small box; the garbage is short-lived request state. (G1, measured
 #                       too: 182 MiB of RSS with 10,000 idle connections where Serial takes 88.)
-#   -XX:NewSize=8m -XX:MaxNewSize=16m -XX:NewRatio=7 -XX:SurvivorRatio=4
-#                       a small young generation, an eighth of the heap between 8 and 16 MiB:
-#                       the memory it touches stays resident, and connections, not eden,
-#                       should decide the RSS. 16 MiB on a big host, with survivor spaces
-#                       large enough for the state of 1000 requests in flight: with 8 MiB
-#                       that state outgrew its survivor space and went to the old
-#                       generation, 25 MiB a second at 1000 connections (2 MiB with 16), and
-#                       1000 connections get 1.06-1.10x the requests/s. (Connections that
+#   -Xmn16m -XX:SurvivorRatio=4
+#                       a small young generation, fixed: the memory it touches stays
+#                       resident, and connections, not eden, should decide the RSS. 16 MiB,
+#                       with survivor spaces (a sixth each) large enough for the state of
+#                       1000 requests in flight: with 8 MiB that state outgrew its survivor
+#                       space and went to the old generation, 25 MiB a second at 1000
+#                       connections (2 MiB with 16). Fixed, because Serial sizes its young
+#                       generation again only after a full collection: with -XX:NewSize=8m
+#                       -XX:MaxNewSize=16m it stayed at 8 MiB until then, and 16 from the
+#                       start gives 1.04-1.11x the requests/s at 1000 connections and
+#                       1.01-1.08x at 64 (each on either port in turn). (Connections that
 #                       come and go still fill the old generation in time: up to the heap's
-#                       bound below, then a full collection.) 8 MiB in a 128 MB container, where the old
-#                       generation needs the room: a fixed 16 MiB there sent the collector
-#                       into 394 full collections in one run of make bench's 128 MB mix.
+#                       bound below, then a full collection.)
 #   -XX:MaxRAMPercentage=2
 #                       the heap: on a big host 2 % of its memory, at least 124 MiB (484 MiB on
 #                       24 GiB); in a small container half of it (64 MiB of 128 MB), as the
@@ -63,17 +64,31 @@ JAVAC = $(JDK)/bin/javac
 #                       class-data sharing: the first run writes the archive of our classes
 #                       (at exit), later runs map it and start faster. It needs a jar on the
 #                       class path, hence out/proxy.jar. -Xlog:cds=off keeps it quiet.
+# With less than 512 MB, make run uses SMALL_JVM_OPTS (below) instead.
 JDK_VERSION := $(shell [ -n "$(JDK)" ] && $(JAVAC) -version 2>&1 | sed -nE 's/^javac ([0-9]+).*/\1/p')
 JDK25_OPTS := $(if $(shell [ "$(JDK_VERSION)" -ge 25 ] 2>/dev/null && echo y),-XX:+UseCompactObjectHeaders -XX:TrimNativeHeapInterval=1000)
-SERVER_OPTS = -XX:+UseSerialGC -XX:NewSize=8m -XX:MaxNewSize=16m -XX:NewRatio=7 -XX:SurvivorRatio=4 -XX:MaxRAMPercentage=2 $(JDK25_OPTS)
-JVM_OPTS ?= $(SERVER_OPTS) -XX:+AutoCreateSharedArchive -XX:SharedArchiveFile=out/proxy.jsa -Xlog:cds=off -Xlog:cds+dynamic=off
+SERVER_OPTS = -XX:+UseSerialGC -Xmn16m -XX:SurvivorRatio=4 -XX:MaxRAMPercentage=2 $(JDK25_OPTS)
+CDS_OPTS = -XX:+AutoCreateSharedArchive -XX:SharedArchiveFile=out/proxy.jsa -Xlog:cds=off -Xlog:cds+dynamic=off
 
-# A container of 256 MB or less (the image's options): the same, with the JIT's first tier
-# only (C1). The second (C2) compiles the hot request path with up to 37 MiB of working
-# memory per method, in a 128 MB container the difference between living and being killed
-# by the kernel under the 128 MB run's load (bench.sh); it costs some of the peak request
-# rate (README, Performance).
-SMALL_JVM_OPTS = $(SERVER_OPTS) -XX:TieredStopAtLevel=1
+# A small container, under 512 MB (the image's options, and make run's there): a young
+# generation of 8 MiB, where the old generation needs the room (in 128 MB the heap is
+# 64 MiB, and the 128 MB run's state 37-45 MiB of it: a 16 MiB young generation, or one
+# that may grow to 16, leaves the old 48 MiB, and such runs went into hundreds of full
+# collections or out of heap), and the JIT's first tier only (C1). The second (C2)
+# compiles the hot request path with up to 37 MiB of working memory per method, in a
+# 128 MB container the difference between living and being killed by the kernel under
+# the 128 MB run's load (bench.sh); it costs some of the peak request rate (README,
+# Performance).
+SMALL_JVM_OPTS = -XX:+UseSerialGC -Xmn8m -XX:SurvivorRatio=4 -XX:MaxRAMPercentage=2 $(JDK25_OPTS) -XX:TieredStopAtLevel=1
+
+# The memory the JVM will size itself from: a container's limit (cgroup v2 or v1), else
+# the machine's, in MB; `make run MEMORY_MB=N` says it instead. make run's options for N:
+MEMORY_MB ?= $(shell total=$$(awk '/^MemTotal:/ { print int($$2 / 1024) }' /proc/meminfo 2>/dev/null); \
+  limit=$$(cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null | head -n 1); \
+  case $$limit in (""|max) echo "$${total:-1024}" ;; \
+  (*) limit=$$((limit / 1048576)); [ -n "$$total" ] && [ "$$total" -lt "$$limit" ] && limit=$$total; echo "$$limit" ;; esac)
+run_opts = $(if $(shell [ "$(1)" -lt 512 ] 2>/dev/null && echo y),$(SMALL_JVM_OPTS),$(SERVER_OPTS)) $(CDS_OPTS)
+JVM_OPTS ?= $(call run_opts,$(MEMORY_MB))
 
 JUNIT_VERSION = 6.0.1
 JUNIT = lib/junit-platform-console-standalone-$(JUNIT_VERSION).jar
@@ -190,7 +205,8 @@ test: out-test/.built
 	[ $$failed -eq 0 ] && [ $$passed -gt 0 ]
 
 bench: all
-	JAVA="$(JAVA)" JVM_OPTS="$(JVM_OPTS)" SMALL_JVM_OPTS="$(SMALL_JVM_OPTS)" bash test/bench/bench.sh
+	JAVA="$(JAVA)" JVM_OPTS="$(JVM_OPTS)" SMALL_JVM_OPTS="$(SMALL_JVM_OPTS)" \
+	  JVM_OPTS_128M="$(call run_opts,128)" bash test/bench/bench.sh
 
 clean:
 	rm -rf out out-test

@@ -38,8 +38,7 @@ class ContainerTest {
     static final List<String> SMALL_OPTIONS = small();
 
     private static List<String> small() {
-        List<String> o = new ArrayList<>(List.of("-XX:+UseSerialGC", "-XX:NewSize=8m", "-XX:MaxNewSize=16m", "-XX:NewRatio=7",
-                "-XX:SurvivorRatio=4", "-XX:MaxRAMPercentage=2"));
+        List<String> o = new ArrayList<>(List.of("-XX:+UseSerialGC", "-Xmn8m", "-XX:SurvivorRatio=4", "-XX:MaxRAMPercentage=2"));
         if (Runtime.version().feature() >= 25) o.addAll(List.of("-XX:+UseCompactObjectHeaders", "-XX:TrimNativeHeapInterval=1000"));
         o.add("-XX:TieredStopAtLevel=1");
         return List.copyOf(o);

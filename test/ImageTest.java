@@ -56,6 +56,32 @@ class ImageTest {
         assertTrue(kib <= 45 * 1024, "du -sh out/image: " + kib / 1024 + " MiB, at most 45");
     }
 
+    @Test
+    void theImagesSmallOptionsAreTheOnesTheContainerTestMeasures() throws Exception {
+        assertEquals(String.join(" ", ContainerTest.SMALL_OPTIONS), Files.readString(IMAGE.resolve("small.options")).strip());
+    }
+
+    /** make run picks the image's options with less than 512 MB, else the server's (a larger young generation, C2). */
+    @Test
+    void makeRunTakesTheSmallOptionsBelow512Megabytes() throws Exception {
+        String small = makeRun("MEMORY_MB=128"), server = makeRun("MEMORY_MB=4096");
+        assertTrue(small.contains(" " + String.join(" ", ContainerTest.SMALL_OPTIONS) + " "), small);
+        assertTrue(server.contains(" -Xmn16m ") && !server.contains("TieredStopAtLevel"), server);
+        assertTrue(makeRun("MEMORY_MB=511").contains("-Xmn8m") && makeRun("MEMORY_MB=512").contains("-Xmn16m"),
+                "the line is at 512 MB");
+    }
+
+    /** The command `make run` would run, with a variable set (make -n: nothing is run). */
+    private static String makeRun(String variable) throws Exception {
+        ProcessBuilder make = new ProcessBuilder("make", "--no-print-directory", "-s", "-n", "run", variable);
+        make.environment().keySet().removeAll(Set.of("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "JVM_OPTS"));
+        try (Child c = Child.start(make)) {
+            assertEquals(0, c.waitFor(Duration.ofMinutes(1)), "make -n run " + variable + ":\n" + c);
+            String[] lines = c.stdoutText().strip().split("\n");
+            return lines[lines.length - 1];
+        }
+    }
+
     /** The unit's ExecStart, with /opt/proxy where `make image` put it: the service's own command. */
     @Test
     void theRuntimeProxiesARequestWithTheServicesCommandLine() throws Exception {

@@ -24,8 +24,8 @@
 # Needs nginx, wrk and curl (HAProxy is optional: without it its column is left out);
 # installs nothing. Starts only its own processes, on free loopback ports, in a temp
 # directory; stops them and removes it on every way out.
-# Environment: JAVA, JVM_OPTS (from make), ROUNDS (default 5), WRK_SECONDS (default 6),
-# WARMUP (default 3, passes for the proxy; the others get one), IDLE (default 10000),
+# Environment: JAVA, JVM_OPTS, SMALL_JVM_OPTS, JVM_OPTS_128M (from make), ROUNDS (default 5),
+# WRK_SECONDS (default 6), WARMUP (default 3, passes for the proxy; the others get one), IDLE (default 10000),
 # MIX=0 to skip the 128 MB run, MIX_STALLED (1500), MIX_IDLE (10000), MIX_DOWNLOADS (20),
 # MIX_WRK_SECONDS (5), GZIP=0 to skip the gzip rows (gzip.sh), TLS=0 to skip the TLS rows
 # (tls.sh, run last); QUICK=1 for a short run while developing (1 round, 2 s, a
@@ -36,6 +36,7 @@ set -euo pipefail
 JAVA=${JAVA:-java}
 JVM_OPTS=${JVM_OPTS:-}
 SMALL_JVM_OPTS=${SMALL_JVM_OPTS:-} # the options for a small container (the image's)
+JVM_OPTS_128M=${JVM_OPTS_128M:-$JVM_OPTS} # make run's options in a 128 MB container
 if [ "${QUICK:-0}" = 1 ]; then
     : "${ROUNDS:=1}" "${WRK_SECONDS:=2}" "${WARMUP:=1}" "${IDLE:=2000}"
     : "${MIX_STALLED:=300}" "${MIX_IDLE:=2000}" "${MIX_DOWNLOADS:=4}" "${MIX_WRK_SECONDS:=2}"
@@ -379,7 +380,8 @@ measure_fresh() { # SERVER [record]
 # says whether it would have been). Each variant is a fresh process with its own logs,
 # run through Mix.java; its figures are recorded under mix_KEY.VARIANT.
 #   plain   java -XX:MaxRAM=128m -cp out Proxy FILE          (as the README starts it)
-#   opts    java $JVM_OPTS -XX:MaxRAM=128m -cp out/proxy.jar Proxy FILE   (make run's)
+#   opts    java $JVM_OPTS_128M -XX:MaxRAM=128m -cp out/proxy.jar Proxy FILE   (make run's
+#           options as make picks them in 128 MB: the image's, with class-data sharing)
 #   small   java $SMALL_JVM_OPTS -XX:MaxRAM=128m -cp out/proxy.jar Proxy FILE (the image's)
 #   nginx   nginx-proxy.conf, for reference
 
@@ -399,7 +401,7 @@ run_mix() { # plain|opts|small|nginx
         if [ "$v" = plain ]; then
             "$JAVA" -XX:MaxRAM=128m -cp out Proxy "$DIR/proxy-mix-$v.properties" >>"$DIR/mix-$v.out" 2>&1 &
         else
-            local opts=$JVM_OPTS
+            local opts=$JVM_OPTS_128M
             [ "$v" = small ] && opts=$SMALL_JVM_OPTS
             # shellcheck disable=SC2086  # a list of options
             "$JAVA" $opts -XX:MaxRAM=128m -cp out/proxy.jar Proxy "$DIR/proxy-mix-$v.properties" \
@@ -597,6 +599,7 @@ report() {
     has_haproxy && echo "haproxy: $(haproxy -v 2>&1 | head -n 1 | sed 's/^HAProxy version //')"
     echo "JVM_OPTS (make run's options, used for the proxy column): $JVM_OPTS"
     [ -z "$SMALL_JVM_OPTS" ] || echo "SMALL_JVM_OPTS (the image's options, the 128 MB run only): $SMALL_JVM_OPTS"
+    echo "JVM_OPTS_128M (make run's options in 128 MB, the 128 MB run only): $JVM_OPTS_128M"
     echo "medians of $ROUNDS rounds, alternating ${SERVERS[*]}; wrk -t2 ${WRK_SECONDS}s runs; counts summed over the rounds;"
     echo "MB = 10^6 bytes, MiB = 2^20 bytes; RSS summed over a server's processes"
     echo
@@ -644,7 +647,7 @@ report() {
     echo "sample, the processes that served every round. RSS per idle connection: (RSS with the"
     echo "connections - RSS before) / connections served. Fresh process: a new one per round."
     if [ "$MIX" = 1 ]; then
-        echo "128 MB run: java -XX:MaxRAM=128m (plain: -cp out Proxy FILE; make run's: JVM_OPTS -XX:MaxRAM=128m;"
+        echo "128 MB run: java -XX:MaxRAM=128m (plain: -cp out Proxy FILE; make run's: JVM_OPTS_128M -XX:MaxRAM=128m;"
         echo "the image's: SMALL_JVM_OPTS -XX:MaxRAM=128m), shipped defaults (test/bench/proxy-mix.properties),"
         echo "then Mix.java, all held at once at the end:"
         echo "$MIX_STALLED stalled uploads (POST head, Content-Length 900000, 5000 body bytes, then a pause), a 1 MiB"
