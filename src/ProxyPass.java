@@ -178,7 +178,7 @@ final class ProxyPass {
     private HttpParser.Response readResponseHead(Upstreams.Connection up, HttpParser.Request req)
             throws IOException, HttpError {
         for (int interim = 0; ; interim++) { // interim: the 1xx responses passed on so far
-            up.wire().readSoon(); // the response is on its way: take it without parking, if it came
+            up.wire().yieldBeforeRead(); // the response is on its way: let it come, then read it without parking
             byte[] head = HeadReader.readHead(up.wire(), HeadReader.Limits.RESPONSE); // else read_timeout
             if (head == null) throw new EOFException("upstream closed the connection without a response");
             HttpParser.Response resp = HttpParser.parseResponse(head);
