@@ -7,11 +7,12 @@
 #   req/s      wrk -t2 -c64 with "Accept-Encoding: gzip", a 10 KiB HTML page
 #   MB/s       curl --compressed, a 100 MiB text file (MB of text per second, decoded)
 #   RSS        the process(es) after those runs
-#   flood      a fresh process (the proxy under -XX:MaxRAM=128m: a 128 MB container),
+#   flood      a fresh process (the proxy under -XX:MaxRAM=128m: a 128 MB container, with
+#              make run's options there, JVM_OPTS_128M),
 #              FLOOD (1000) downloads of a 1 MiB text file at once (GzipFlood.java): how
 #              many came whole, how many compressed, the peak RSS
 #
-# Environment: JAVA, JVM_OPTS (from make), ROUNDS (3), WRK_SECONDS (6), FLOOD (1000);
+# Environment: JAVA, JVM_OPTS, JVM_OPTS_128M (from make), ROUNDS (3), WRK_SECONDS (6), FLOOD (1000);
 # QUICK=1: 1 round of 2 s, a flood of 300. Needs nginx, wrk, curl; installs nothing;
 # starts only its own processes on free loopback ports, in a temp directory removed at
 # the end.
@@ -19,6 +20,7 @@
 set -euo pipefail
 JAVA=${JAVA:-java}
 JVM_OPTS=${JVM_OPTS:-}
+JVM_OPTS_128M=${JVM_OPTS_128M:-$JVM_OPTS} # make run's options in a 128 MB container
 if [ "${QUICK:-0}" = 1 ]; then : "${ROUNDS:=1}" "${WRK_SECONDS:=2}" "${FLOOD:=300}"; fi
 ROUNDS=${ROUNDS:-3}
 WRK_SECONDS=${WRK_SECONDS:-6}
@@ -136,7 +138,7 @@ flood() { # NAME PID
     timeout 300 "$JAVA" "$BENCH/GzipFlood.java" 127.0.0.1 "$(port_of "$1")" /1m.txt "$FLOOD" "$MiB" \
         "$2" $(pgrep -P "$2" || true)
 }
-start_proxy -XX:MaxRAM=128m; PROXY_PID=$PID; wait_ready proxy
+JVM_OPTS=$JVM_OPTS_128M start_proxy -XX:MaxRAM=128m; PROXY_PID=$PID; wait_ready proxy
 FLOOD_proxy=$(flood proxy "$PROXY_PID"); stop_pid "$PROXY_PID"
 start_nginx nginx.conf; NGINX_PID=$PID; wait_ready nginx
 FLOOD_nginx=$(flood nginx "$NGINX_PID"); stop_pid "$NGINX_PID"
