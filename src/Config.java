@@ -140,7 +140,7 @@ record Config(
         d.put("max_request_line", "8k");
         d.put("max_header_size", "16k");
         d.put("max_header_fields", "auto");
-        d.put("max_connections", "10000");
+        d.put("max_connections", "auto");
         d.put("buffer_memory", "auto");
         d.put("access_log", "-");
         // nginx's predefined "combined" format.
@@ -308,7 +308,7 @@ record Config(
                 (int) in.size("max_request_line", 64, 1 << 20),
                 maxHeaderSize,
                 in.countOrAuto("max_header_fields", 1, fieldsThatFit(maxHeaderSize)),
-                in.count("max_connections", 1),
+                in.countOrAuto("max_connections", 1, Connections.defaultMax(Runtime.getRuntime().maxMemory())),
                 in.bufferMemory("buffer_memory"),
                 in.log("access_log"),
                 in.logFormat("log_format"),
@@ -327,7 +327,10 @@ record Config(
 
     /** What a start logs at warn, and --check prints: TLS's (ssl_protocols' TLS 1.0/1.1, an expired certificate). */
     List<String> warnings() {
-        return tls == null ? List.of() : tls.warnings();
+        List<String> all = new ArrayList<>(tls == null ? List.of() : tls.warnings());
+        String connections = Connections.overHeap(maxConnections, Runtime.getRuntime().maxMemory());
+        if (connections != null) all.add(connections);
+        return all;
     }
 
     /** A copy with a route's overrides, or with the groups and routes. */

@@ -18,6 +18,33 @@ import java.util.concurrent.atomic.LongAdder;
  * <p>A connection over max_connections is turned away by {@link Refusals}.
  */
 final class Connections {
+    /**
+     * What one client connection may hold of the heap at its largest, with the collector's
+     * room around it: an upload stalled after its head (a thread waiting for the client, one
+     * for the response, their buffers) holds 15-17 KiB, and a 64 MiB heap (a 128 MB
+     * container) held 2,000 such uploads and served everyone else at full speed, 3,000 at a
+     * tenth of it, 4,000 not at all (make bench's 128 MB options, 2026-12-02).
+     */
+    static final int LARGEST = 32 << 10;
+
+    /**
+     * max_connections = auto: as many connections as a heap of {@code maxHeap} bytes holds
+     * at their largest, from 64 to 10,000 (2,048 in a 128 MB container). HAProxy, too,
+     * derives its maxconn from the memory it may use.
+     */
+    static int defaultMax(long maxHeap) {
+        return Math.clamp(maxHeap / LARGEST, 64, 10_000);
+    }
+
+    /** The error log's warning for a max_connections more than such a heap holds, or null. */
+    static String overHeap(int maxConnections, long maxHeap) {
+        if (maxConnections <= defaultMax(maxHeap)) return null;
+        return "max_connections (" + maxConnections + ") is more than the heap holds at "
+                + LARGEST / 1024 + " KiB a connection (" + maxHeap / LARGEST + " in " + (maxHeap >> 20)
+                + " MiB): a flood of slow uploads could exhaust it and stall every connection; give the JVM"
+                + " more memory, or leave max_connections at auto";
+    }
+
     private final int max;
     private final Semaphore slots;
     private final Set<ClientConnection> open = ConcurrentHashMap.newKeySet();

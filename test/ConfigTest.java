@@ -1,4 +1,5 @@
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -31,6 +32,23 @@ class ConfigTest {
         var e = assertThrows(Config.Invalid.class,
                 () -> Config.from(Map.of("header.X-A", "1", "header.x-a", "2"), "test"));
         assertTrue(e.getMessage().contains("name the same header"), e.getMessage());
+    }
+
+    @Test
+    void maxConnectionsIsWhatTheHeapHoldsAtTheLargestConnectionUnlessSet() throws Exception {
+        assertEquals(2048, Connections.defaultMax(64L << 20), "a 128 MB container's heap, 32 KiB a connection");
+        assertEquals(10_000, Connections.defaultMax(6L << 30), "at most 10,000");
+        assertEquals(64, Connections.defaultMax(1L << 20), "at least 64");
+        assertEquals(Connections.defaultMax(Runtime.getRuntime().maxMemory()), Config.from(Map.of(), "test").maxConnections());
+        assertEquals(Config.from(Map.of(), "test").maxConnections(),
+                Config.from(Map.of("max_connections", "auto"), "test").maxConnections());
+        assertEquals(50, Config.from(Map.of("max_connections", "50"), "test").maxConnections());
+
+        assertNull(Connections.overHeap(2048, 64L << 20), "as many as it holds: no warning");
+        String warning = Connections.overHeap(20_000, 64L << 20);
+        assertTrue(warning != null && warning.startsWith("max_connections (20000) is more than the heap holds at 32 KiB"
+                + " a connection (2048 in 64 MiB)"), "one line naming the key and the problem: " + warning);
+        assertTrue(Config.from(Map.of("max_connections", "50"), "test").warnings().isEmpty());
     }
 
     @Test

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.net.Socket;
+import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -67,8 +68,10 @@ class ContainerTest {
         try (var backend = new TestSupport.Backend(app);
              ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
             Path conf = dir.resolve("proxy.properties");
+            // 2,356 connections at once: more than max_connections = auto gives a 64 MiB heap
+            // (2,048 at the largest a connection can be), enough for these (2,000 idle).
             Files.writeString(conf, "listen = 127.0.0.1:0\nupstream = 127.0.0.1:" + backend.port()
-                    + "\naccess_log = off\nerror_log = " + errorLog + "\n");
+                    + "\naccess_log = off\nmax_connections = 3000\nerror_log = " + errorLog + "\n");
             String javaBin = ProcessHandle.current().info().command().orElseThrow();
             List<String> command = new ArrayList<>(List.of(javaBin, "-XX:MaxRAM=128m"));
             command.addAll(SMALL_OPTIONS);
@@ -127,6 +130,91 @@ class ContainerTest {
             }
             Files.deleteIfExists(dir);
         }
+    }
+
+    /**
+     * More uploads stalled after their head than a 64 MiB heap holds (4,000: before
+     * max_connections followed the heap, 4,000 of them stalled the proxy altogether, its
+     * collector running without end): the heap's share is held, the rest and every other
+     * client get a quick 503 while they stay, and when they go the proxy serves again, with
+     * nothing in its output (no OutOfMemoryError).
+     */
+    @Test
+    void moreStalledUploadsThanTheHeapHoldsAreRefusedNotTheProxysEnd() throws Exception {
+        Path dir = Files.createTempDirectory("proxy-flood");
+        Path errorLog = dir.resolve("error.log");
+        Path output = dir.resolve("output.txt");
+        List<Socket> stalled = new ArrayList<>();
+        Process proxy = null;
+        try (var backend = new TestSupport.Backend()) { // reads a body whole before it answers: the uploads stay
+            Path conf = dir.resolve("proxy.properties");
+            Files.writeString(conf, "listen = 127.0.0.1:0\nupstream = 127.0.0.1:" + backend.port()
+                    + "\naccess_log = off\nerror_log = " + errorLog + "\n"); // max_connections: auto
+            String javaBin = ProcessHandle.current().info().command().orElseThrow();
+            List<String> command = new ArrayList<>(List.of(javaBin, "-XX:MaxRAM=128m"));
+            command.addAll(SMALL_OPTIONS);
+            command.addAll(List.of("-cp", "out", "Proxy", conf.toString()));
+            proxy = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(output.toFile()).start();
+            int port = awaitPort(errorLog, proxy);
+
+            byte[] upload = TestSupport.bytes("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 900000\r\n\r\n"
+                    + "x".repeat(5000));
+            for (int i = 0; i < 4000; i++) {
+                Socket s = new Socket("127.0.0.1", port);
+                stalled.add(s);
+                try {
+                    s.getOutputStream().write(upload);
+                } catch (IOException e) {
+                    // refused and closed before the write: counted below
+                }
+            }
+            // Accepted in order: when this client has its answer, so has every upload before it.
+            assertEquals(503, TestSupport.exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n").status(),
+                    "a client meanwhile gets a quick 503");
+            // Each one is held (no answer yet) or refused (a 503, then the close).
+            int held = 0, refused = 0;
+            for (Socket s : stalled) {
+                s.setSoTimeout(1);
+                try {
+                    String head = TestSupport.readHead(s.getInputStream());
+                    if (head != null && head.startsWith("HTTP/1.1 503 ")) refused++;
+                } catch (SocketTimeoutException e) {
+                    held++;
+                } catch (IOException e) {
+                    refused++; // closed, a reset after the 503
+                }
+            }
+            assertTrue(held >= 1500 && held <= 2048, "the heap's share held (2,048 at most in 64 MiB): " + held);
+            assertEquals(4000, held + refused, "the others refused: " + refused);
+            assertTrue(proxy.isAlive(), "the proxy is still running");
+
+            for (Socket s : stalled) s.close();
+            stalled.clear();
+            long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
+            int status;
+            do {
+                status = TestSupport.exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n").status();
+            } while (status != 200 && System.nanoTime() < deadline && sleep(50));
+            assertEquals(200, status, "served again once the uploads have gone");
+
+            assertEquals("", Files.readString(output, StandardCharsets.UTF_8),
+                    "nothing on the proxy's stdout or stderr (no stack trace, no OutOfMemoryError)");
+            List<String> lines = Files.readAllLines(errorLog, StandardCharsets.UTF_8);
+            for (String line : lines) assertTrue(LOG_LINE.matcher(line).matches(), "only log lines in the error log: " + line);
+            assertTrue(lines.stream().anyMatch(l -> l.contains("[warn] max_connections (")), "the refusals are logged");
+        } finally {
+            for (Socket s : stalled) s.close();
+            if (proxy != null) proxy.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+            try (var files = Files.list(dir)) {
+                for (Path p : files.toList()) Files.deleteIfExists(p);
+            }
+            Files.deleteIfExists(dir);
+        }
+    }
+
+    private static boolean sleep(long millis) throws InterruptedException {
+        Thread.sleep(millis); // a retry's pause: the slots come free as the proxy sees each upload end
+        return true;
     }
 
     /** {@code n} GETs one after another on one keep-alive connection; the number answered 200. */
