@@ -81,11 +81,14 @@ CDS_OPTS = -XX:+AutoCreateSharedArchive -XX:SharedArchiveFile=out/proxy.jsa -Xlo
 # Performance).
 SMALL_JVM_OPTS = -XX:+UseSerialGC -Xmn8m -XX:SurvivorRatio=4 -XX:MaxRAMPercentage=2 $(JDK25_OPTS) -XX:TieredStopAtLevel=1
 
-# The memory the JVM will size itself from: a container's limit (cgroup v2 or v1), else
-# the machine's, in MB; `make run MEMORY_MB=N` says it instead. make run's options for N:
+# The memory the JVM will size itself from: a container's limit (cgroup v2 or v1: make's
+# own cgroup, else the root's), else the machine's, in MB; `make run MEMORY_MB=N` says it
+# instead. make run's options for N:
 MEMORY_MB ?= $(shell total=$$(awk '/^MemTotal:/ { print int($$2 / 1024) }' /proc/meminfo 2>/dev/null); \
-  limit=$$(cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null | head -n 1); \
-  case $$limit in (""|max) echo "$${total:-1024}" ;; \
+  v2=$$(sed -n 's/^0:://p' /proc/self/cgroup 2>/dev/null); v1=$$(sed -n 's/^[0-9]*:memory://p' /proc/self/cgroup 2>/dev/null); \
+  limit=$$(cat /sys/fs/cgroup$$v2/memory.max /sys/fs/cgroup/memory$$v1/memory.limit_in_bytes \
+    /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null | head -n 1); \
+  case $$limit in (""|max|*[!0-9]*) echo "$${total:-1024}" ;; \
   (*) limit=$$((limit / 1048576)); [ -n "$$total" ] && [ "$$total" -lt "$$limit" ] && limit=$$total; echo "$$limit" ;; esac)
 run_opts = $(if $(shell [ "$(1)" -lt 512 ] 2>/dev/null && echo y),$(SMALL_JVM_OPTS),$(SERVER_OPTS)) $(CDS_OPTS)
 JVM_OPTS ?= $(call run_opts,$(MEMORY_MB))

@@ -56,7 +56,8 @@ final class CommandLine {
             the log files could be opened for append. It binds no port and creates no
             file, so it can run while the proxy it will replace holds the ports. It also
             prints the warnings a start would log (TLSv1 or TLSv1.1 in ssl_protocols, an
-            expired certificate); they don't fail the check.
+            expired certificate, a max_connections over what this JVM's heap holds);
+            they don't fail the check.
 
             exit status: 0 ok; 1 the configuration is invalid, or the proxy cannot start;
                          2 the command line is wrong

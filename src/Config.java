@@ -325,7 +325,10 @@ record Config(
                 routes);
     }
 
-    /** What a start logs at warn, and --check prints: TLS's (ssl_protocols' TLS 1.0/1.1, an expired certificate). */
+    /**
+     * What a start logs at warn, and --check prints: TLS's (ssl_protocols' TLS 1.0/1.1, an
+     * expired certificate) and a max_connections over what this JVM's heap holds.
+     */
     List<String> warnings() {
         List<String> all = new ArrayList<>(tls == null ? List.of() : tls.warnings());
         String connections = Connections.overHeap(maxConnections, Runtime.getRuntime().maxMemory());

@@ -36,7 +36,7 @@ class ConfigTest {
 
     @Test
     void maxConnectionsIsWhatTheHeapHoldsAtTheLargestConnectionUnlessSet() throws Exception {
-        assertEquals(2048, Connections.defaultMax(64L << 20), "a 128 MB container's heap, 32 KiB a connection");
+        assertEquals(2048, Connections.defaultMax(64L << 20), "a 64 MiB heap, 32 KiB a connection");
         assertEquals(10_000, Connections.defaultMax(6L << 30), "at most 10,000");
         assertEquals(64, Connections.defaultMax(1L << 20), "at least 64");
         assertEquals(Connections.defaultMax(Runtime.getRuntime().maxMemory()), Config.from(Map.of(), "test").maxConnections());
