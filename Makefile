@@ -64,10 +64,12 @@ JAVAC = $(JDK)/bin/javac
 #                       class-data sharing: the first run writes the archive of our classes
 #                       (at exit), later runs map it and start faster. It needs a jar on the
 #                       class path, hence out/proxy.jar. -Xlog:cds=off keeps it quiet.
-# With less than 512 MB, make run uses SMALL_JVM_OPTS (below) instead.
+# With less than 512 MB, make run uses SMALL_JVM_OPTS (below) instead: the same but for
+# the young generation's size and the JIT.
 JDK_VERSION := $(shell [ -n "$(JDK)" ] && $(JAVAC) -version 2>&1 | sed -nE 's/^javac ([0-9]+).*/\1/p')
 JDK25_OPTS := $(if $(shell [ "$(JDK_VERSION)" -ge 25 ] 2>/dev/null && echo y),-XX:+UseCompactObjectHeaders -XX:TrimNativeHeapInterval=1000)
-SERVER_OPTS = -XX:+UseSerialGC -Xmn16m -XX:SurvivorRatio=4 -XX:MaxRAMPercentage=2 $(JDK25_OPTS)
+gc_opts = -XX:+UseSerialGC -Xmn$(1) -XX:SurvivorRatio=4 -XX:MaxRAMPercentage=2 $(JDK25_OPTS)
+SERVER_OPTS = $(call gc_opts,16m)
 CDS_OPTS = -XX:+AutoCreateSharedArchive -XX:SharedArchiveFile=out/proxy.jsa -Xlog:cds=off -Xlog:cds+dynamic=off
 
 # A small container, under 512 MB (the image's options, and make run's there): a young
@@ -79,7 +81,7 @@ CDS_OPTS = -XX:+AutoCreateSharedArchive -XX:SharedArchiveFile=out/proxy.jsa -Xlo
 # 128 MB container the difference between living and being killed by the kernel under
 # the 128 MB run's load (bench.sh); it costs some of the peak request rate (README,
 # Performance).
-SMALL_JVM_OPTS = -XX:+UseSerialGC -Xmn8m -XX:SurvivorRatio=4 -XX:MaxRAMPercentage=2 $(JDK25_OPTS) -XX:TieredStopAtLevel=1
+SMALL_JVM_OPTS = $(call gc_opts,8m) -XX:TieredStopAtLevel=1
 
 # The memory the JVM will size itself from: a container's limit (cgroup v2 or v1: make's
 # own cgroup, else the root's), else the machine's, in MB; `make run MEMORY_MB=N` says it

@@ -38,10 +38,7 @@ class ImageTest {
 
     @BeforeAll
     static void makeImage() throws Exception {
-        ProcessBuilder make = new ProcessBuilder("make", "--no-print-directory", "image", "image-root");
-        // Not a sub-make of the `make test` that runs us: no jobserver or flags passed down.
-        make.environment().keySet().removeAll(Set.of("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"));
-        try (Child c = Child.start(make)) {
+        try (Child c = Child.start(make("image", "image-root"))) {
             assertEquals(0, c.waitFor(Duration.ofMinutes(3)), "make image image-root:\n" + c);
         }
     }
@@ -71,11 +68,21 @@ class ImageTest {
                 "the line is at 512 MB");
     }
 
+    /**
+     * make with these arguments, not as a sub-make of the `make test` that runs us: no
+     * jobserver or flags passed down, and no JVM_OPTS from the environment.
+     */
+    private static ProcessBuilder make(String... args) {
+        List<String> command = new ArrayList<>(List.of("make", "--no-print-directory"));
+        command.addAll(List.of(args));
+        ProcessBuilder make = new ProcessBuilder(command);
+        make.environment().keySet().removeAll(Set.of("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "JVM_OPTS"));
+        return make;
+    }
+
     /** The command `make run` would run, with a variable set (make -n: nothing is run). */
     private static String makeRun(String variable) throws Exception {
-        ProcessBuilder make = new ProcessBuilder("make", "--no-print-directory", "-s", "-n", "run", variable);
-        make.environment().keySet().removeAll(Set.of("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "JVM_OPTS"));
-        try (Child c = Child.start(make)) {
+        try (Child c = Child.start(make("-s", "-n", "run", variable))) {
             assertEquals(0, c.waitFor(Duration.ofMinutes(1)), "make -n run " + variable + ":\n" + c);
             String[] lines = c.stdoutText().strip().split("\n");
             return lines[lines.length - 1];
