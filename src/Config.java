@@ -327,12 +327,16 @@ record Config(
 
     /**
      * What a start logs at warn, and --check prints: TLS's (ssl_protocols' TLS 1.0/1.1, an
-     * expired certificate) and a max_connections over what this JVM's heap holds.
+     * expired certificate), a max_connections over what this JVM's heap holds, and a JVM
+     * that may not fit a small container (C2 with a small heap).
      */
     List<String> warnings() {
         List<String> all = new ArrayList<>(tls == null ? List.of() : tls.warnings());
-        String connections = Connections.overHeap(maxConnections, Runtime.getRuntime().maxMemory());
+        long maxHeap = Runtime.getRuntime().maxMemory();
+        String connections = Connections.overHeap(maxConnections, maxHeap);
         if (connections != null) all.add(connections);
+        String jvm = Connections.smallJvm(maxHeap, System.getProperty("java.vm.info"));
+        if (jvm != null) all.add(jvm);
         return all;
     }
 

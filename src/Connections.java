@@ -46,6 +46,25 @@ final class Connections {
                 + " more memory, or leave max_connections at auto";
     }
 
+    /**
+     * The error log's warning for a JVM that may not fit its container, or null: a heap of
+     * less than 100 MiB (the JVM makes it half the memory it is given below about 250 MB)
+     * with the C2 compiler on. Whatever the connections hold, the heap fills under load, and
+     * C2 needs up to 37 MiB more while it compiles the request path: under the load of make
+     * bench's 128 MB run, in a memory cgroup of 128 MB, the plain {@code java -cp out Proxy
+     * FILE} (shipped defaults) grew to 143 MB and was killed by the kernel, where the image's
+     * options (C1 alone: {@code java.vm.info} then says "emulated-client") peaked at 118 MB
+     * and served all of it (2026-12-02).
+     */
+    static String smallJvm(long maxHeap, String vmInfo) {
+        boolean c2 = vmInfo != null && !vmInfo.contains("emulated-client") && !vmInfo.contains("interpreted mode");
+        if (maxHeap >= 100L << 20 || !c2) return null;
+        return "the JVM has a heap of " + (maxHeap >> 20) + " MiB and the C2 compiler: in a container of about twice"
+                + " that, the two can outgrow it under load and the kernel kills the proxy; give java the image's options"
+                + " (C1 alone, -XX:TieredStopAtLevel=1, among them): java @out/image/small.options -cp out Proxy FILE"
+                + " after make image, or make run, which takes them below 512 MB";
+    }
+
     private final int max;
     private final Semaphore slots;
     private final Set<ClientConnection> open = ConcurrentHashMap.newKeySet();

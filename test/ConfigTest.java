@@ -52,6 +52,16 @@ class ConfigTest {
     }
 
     @Test
+    void aSmallHeapWithTheC2CompilerIsAWarning() {
+        String warning = Connections.smallJvm(61L << 20, "mixed mode, sharing");
+        assertTrue(warning != null && warning.startsWith("the JVM has a heap of 61 MiB and the C2 compiler: ")
+                && warning.contains("-XX:TieredStopAtLevel=1"), "what it is and what to do: " + warning);
+        assertNull(Connections.smallJvm(61L << 20, "mixed mode, emulated-client, sharing"), "C1 alone: the image's options");
+        assertNull(Connections.smallJvm(120L << 20, "mixed mode, sharing"), "a 256 MB container's heap: room for C2");
+        assertNull(Connections.smallJvm(61L << 20, "interpreted mode, sharing"), "-Xint: no compiler at all");
+    }
+
+    @Test
     void maxHeaderFieldsIsWhatFitsUnlessSet() throws Exception {
         assertEquals(4096, Config.from(Map.of(), "test").maxHeaderFields(), "16k / 4");
         assertEquals(256, Config.from(Map.of("max_header_size", "1k"), "test").maxHeaderFields());

@@ -202,6 +202,44 @@ class ContainerTest {
         };
     }
 
+    /**
+     * A small container's JVM with the C2 compiler (the plain java: a 64 MiB heap under
+     * 128 MB) can outgrow the container under load, and then the kernel kills it without a
+     * word: the proxy says so when it starts, and --check does too. With the image's options
+     * (C1 alone) it says nothing of the kind.
+     */
+    @Test
+    void aSmallContainersJvmWithC2IsWarnedAbout() throws Exception {
+        Path dir = Files.createTempDirectory("proxy-check");
+        Path conf = dir.resolve("proxy.properties");
+        try {
+            Files.writeString(conf, "listen = 127.0.0.1:0\nupstream = 127.0.0.1:5000\n");
+            String plain = check(List.of("-XX:MaxRAM=128m"), conf);
+            assertTrue(plain.contains("proxy: [warn] " + conf + ": the JVM has a heap of ")
+                    && plain.contains("MiB and the C2 compiler: in a container of about twice that"), plain);
+            List<String> small = new ArrayList<>(List.of("-XX:MaxRAM=128m"));
+            small.addAll(SMALL_OPTIONS);
+            String image = check(small, conf);
+            assertTrue(image.contains("configuration file " + conf + " test is successful"), "the check ran: " + image);
+            assertTrue(!image.contains("C2 compiler"), "the image's options: no such warning: " + image);
+        } finally {
+            Files.deleteIfExists(conf);
+            Files.deleteIfExists(dir);
+        }
+    }
+
+    /** What {@code java OPTIONS -cp out Proxy --check FILE} prints; it must exit 0. */
+    private static String check(List<String> options, Path conf) throws Exception {
+        List<String> command = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElseThrow()));
+        command.addAll(options);
+        command.addAll(List.of("-cp", "out", "Proxy", "--check", conf.toString()));
+        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS), "--check ended");
+        assertEquals(0, p.exitValue(), "a warning does not fail the check: " + out);
+        return out;
+    }
+
     private static int readHello(Socket s) throws IOException {
         String head = TestSupport.readHead(s.getInputStream());
         TestSupport.readExactly(s.getInputStream(), 5);
