@@ -16,10 +16,12 @@
 #     and with 10,000 idle       then with 10,000 keep-alive connections held open, each
 #     keep-alive connections     served once (BenchClient.java)
 #   the same, fresh process      a new process, and its ms from start to the first 200
-#   the 128 MB run               the proxy under -XX:MaxRAM=128m (what the JVM sees in a
-#                                128 MB container), plain and with make run's options,
-#                                and nginx for reference, each through the load mix of
-#                                Mix.java: peak RSS, responses whole, errors, alive
+#   the 128 MB run               the proxy in a memory cgroup of 128 MB where one can be
+#                                made (root), and under -XX:MaxRAM=128m (what the JVM
+#                                sizes its heap from in a 128 MB container), plain and
+#                                with make run's options, and nginx for reference, each
+#                                through the load mix of Mix.java: peak RSS, responses
+#                                whole, errors, alive, killed by the kernel
 #
 # Needs nginx, wrk and curl (HAProxy is optional: without it its column is left out);
 # installs nothing. Starts only its own processes, on free loopback ports, in a temp
@@ -105,6 +107,7 @@ cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
     stop_pid "$WATCHDOG"
+    [ -z "$CGROUP" ] || rmdir "$CGROUP" 2>/dev/null
     rm -rf "$DIR"
 }
 
@@ -376,8 +379,8 @@ measure_fresh() { # SERVER [record]
 
 # ---- the 128 MB run -------------------------------------------------------------------
 # The proxy under -XX:MaxRAM=128m, the heap and direct-memory sizes the JVM picks in a
-# 128 MB container (there is no cgroup limit here, so nothing is killed: the peak RSS
-# says whether it would have been). Each variant is a fresh process with its own logs,
+# 128 MB container, and in a memory cgroup of 128 MB where one can be made (below). Each
+# variant is a fresh process with its own logs (and cgroup),
 # run through Mix.java; its figures are recorded under mix_KEY.VARIANT.
 #   plain   java -XX:MaxRAM=128m -cp out Proxy FILE          (as the README starts it)
 #   opts    java $JVM_OPTS_128M -XX:MaxRAM=128m -cp out/proxy.jar Proxy FILE   (make run's
@@ -391,6 +394,55 @@ measure_fresh() { # SERVER [record]
 ACCESS_LINE='^[0-9A-Fa-f.:]+ - - \[[0-9]{2}/[A-Za-z]{3}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2} [+-][0-9]{4}\] "'
 ERROR_LINE='^[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} \[[a-z]+\] '
 
+# A real 128 MB container where the machine allows it: a memory cgroup with a 128 MB limit
+# (cgroup v2's memory.max, or v1's memory.limit_in_bytes; making one needs root). Then the
+# JVM sees the limit as a container's (and picks its collector from it: Serial, where
+# -XX:MaxRAM=128m alone leaves G1 on a large host), and the kernel kills what outgrows it,
+# counting the page cache of the logs it writes too, as in a container. Without one, the
+# run has -XX:MaxRAM=128m alone and can only say whether the peak would have fit.
+CGROUP=""      # the variant's cgroup directory while it runs
+CGROUP_KIND="" # v2, v1, or "" (none could be made)
+CGROUP_BASE="" # where the variants' cgroups are made
+find_cgroup() {
+    local t=/sys/fs/cgroup
+    if [ -f "$t/cgroup.controllers" ] && grep -qw memory "$t/cgroup.controllers"; then
+        grep -qw memory "$t/cgroup.subtree_control" 2>/dev/null || echo +memory >"$t/cgroup.subtree_control" 2>/dev/null
+        CGROUP_KIND=v2 CGROUP_BASE=$t
+    elif [ -f "$t/memory/memory.limit_in_bytes" ]; then
+        CGROUP_KIND=v1 CGROUP_BASE=$t/memory
+    fi
+    # Only if one can really be made and limited here.
+    [ -n "$CGROUP_KIND" ] && make_cgroup probe && rmdir "$CGROUP" 2>/dev/null && CGROUP="" && return 0
+    CGROUP="" CGROUP_KIND="" CGROUP_BASE=""
+}
+
+make_cgroup() { # NAME: a fresh 128 MB cgroup in CGROUP, or false
+    CGROUP=$CGROUP_BASE/proxy-bench-$$-$1
+    mkdir "$CGROUP" 2>/dev/null || { CGROUP=""; return 1; }
+    if [ "$CGROUP_KIND" = v2 ]; then
+        echo $((128 * MiB)) >"$CGROUP/memory.max" && echo 0 >"$CGROUP/memory.swap.max" 2>/dev/null
+        [ "$(cat "$CGROUP/memory.max" 2>/dev/null)" = $((128 * MiB)) ] && return 0
+    else
+        echo $((128 * MiB)) >"$CGROUP/memory.limit_in_bytes" 2>/dev/null
+        [ "$(cat "$CGROUP/memory.limit_in_bytes" 2>/dev/null)" = $((128 * MiB)) ] && return 0
+    fi
+    rmdir "$CGROUP" 2>/dev/null
+    CGROUP=""
+    return 1
+}
+
+# What the cgroup saw: how often the kernel killed a process in it for memory, and its
+# peak (the process's memory and the page cache charged to it), in KiB ("-" if unknown).
+cgroup_oom_kills() {
+    if [ "$CGROUP_KIND" = v2 ]; then sed -n 's/^oom_kill //p' "$CGROUP/memory.events"
+    else sed -n 's/^oom_kill //p' "$CGROUP/memory.oom_control"; fi
+}
+cgroup_peak_kib() {
+    local f=$CGROUP/memory.max_usage_in_bytes
+    [ "$CGROUP_KIND" = v2 ] && f=$CGROUP/memory.peak
+    [ -r "$f" ] && echo $(($(cat "$f") / 1024)) || echo -
+}
+
 run_mix() { # plain|opts|small|nginx
     local v=$1 port pid out line key value other oome errors f files=()
     case $v in
@@ -398,13 +450,17 @@ run_mix() { # plain|opts|small|nginx
         render proxy-mix.properties "proxy-mix-$v.properties" "$v"
         files=("$DIR/mix-$v.out" "$DIR/mix-$v-access.log" "$DIR/mix-$v-error.log")
         touch "${files[@]}"
+        # In the variant's own cgroup if one can be made: the shell moves itself into it,
+        # then becomes java (same PID).
+        local in_cgroup=()
+        [ -n "$CGROUP_KIND" ] && make_cgroup "$v" && in_cgroup=(bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CGROUP")
         if [ "$v" = plain ]; then
-            "$JAVA" -XX:MaxRAM=128m -cp out Proxy "$DIR/proxy-mix-$v.properties" >>"$DIR/mix-$v.out" 2>&1 &
+            "${in_cgroup[@]}" "$JAVA" -XX:MaxRAM=128m -cp out Proxy "$DIR/proxy-mix-$v.properties" >>"$DIR/mix-$v.out" 2>&1 &
         else
             local opts=$JVM_OPTS_128M
             [ "$v" = small ] && opts=$SMALL_JVM_OPTS
             # shellcheck disable=SC2086  # a list of options
-            "$JAVA" $opts -XX:MaxRAM=128m -cp out/proxy.jar Proxy "$DIR/proxy-mix-$v.properties" \
+            "${in_cgroup[@]}" "$JAVA" $opts -XX:MaxRAM=128m -cp out/proxy.jar Proxy "$DIR/proxy-mix-$v.properties" \
                 >>"$DIR/mix-$v.out" 2>&1 &
         fi
         PID=$!
@@ -429,9 +485,17 @@ run_mix() { # plain|opts|small|nginx
     for f in ${line#result }; do
         key=${f%%=*}
         value=${f#*=}
+        [ "$key" = peak_hwm_kib ] && [ "$value" = 0 ] && value=- # the process had gone: no VmHWM to read
         record "mix_$key" "$v" "$value"
     done
     stop_pid "$pid"
+    if [ -n "$CGROUP" ]; then
+        record mix_oom_kills "$v" "$(cgroup_oom_kills)"
+        record mix_cgroup_peak_kib "$v" "$(cgroup_peak_kib)"
+        echo "  cgroup $CGROUP_KIND, 128 MB: $(cgroup_oom_kills) killed for memory, peak $(kib_to_mib "$(cgroup_peak_kib)") MiB (page cache included)"
+        rmdir "$CGROUP" 2>/dev/null
+        CGROUP=""
+    fi
     [ ${#files[@]} -gt 0 ] || return 0
     # What the proxy wrote: everything but access and error lines is counted.
     other=$(cat "${files[@]}" | grep -cvE "$ACCESS_LINE|$ERROR_LINE" || true)
@@ -450,6 +514,8 @@ run_mix() { # plain|opts|small|nginx
 }
 
 mix_runs() {
+    find_cgroup
+    phase "128 MB run: ${CGROUP_KIND:+in a memory cgroup ($CGROUP_KIND) of 128 MB, and }-XX:MaxRAM=128m${CGROUP_KIND:- alone (no memory cgroup could be made here)}"
     run_mix plain
     run_mix opts
     [ -z "$SMALL_JVM_OPTS" ] || run_mix small
@@ -555,7 +621,7 @@ text_row() { # LABEL PROXY NGINX HAPROXY TARGET MET
 # The 128 MB run's rows for one variant of the proxy (nginx's one run alongside).
 mix_rows() { # VARIANT LABEL
     local v=$1 l=$2 whole short ok
-    if [ ! -s "$DIR/results/mix_peak_hwm_kib.$v" ]; then
+    if [ ! -s "$DIR/results/mix_alive.$v" ]; then
         text_row "128 MB run, $l" "no result" "-" "-" "" "MISSED"
         return
     fi
@@ -586,6 +652,11 @@ mix_rows() { # VARIANT LABEL
     [ "$(one mix_alive "$v")" = yes ] && [ "$(one mix_answers "$v")" = yes ] && ok=met || ok=MISSED
     text_row "128 MB run, $l: alive and answering at the end" "$(one mix_alive "$v") / $(one mix_answers "$v")" \
         "$(one mix_alive nginx) / $(one mix_answers nginx)" - "yes" "$ok"
+    if [ -s "$DIR/results/mix_oom_kills.$v" ]; then
+        [ "$(one mix_oom_kills "$v")" = 0 ] && ok=met || ok=MISSED
+        text_row "128 MB run, $l: killed by the kernel (memory cgroup of 128 MB; its peak, page cache included)" \
+            "$(one mix_oom_kills "$v") ($(kib_to_mib "$(one mix_cgroup_peak_kib "$v")") MiB)" - - "0" "$ok"
+    fi
 }
 
 report() {
@@ -647,13 +718,19 @@ report() {
     echo "sample, the processes that served every round. RSS per idle connection: (RSS with the"
     echo "connections - RSS before) / connections served. Fresh process: a new one per round."
     if [ "$MIX" = 1 ]; then
-        echo "128 MB run: java -XX:MaxRAM=128m (plain: -cp out Proxy FILE; make run's: JVM_OPTS_128M -XX:MaxRAM=128m;"
+        if [ -n "$CGROUP_KIND" ]; then
+            echo "128 MB run: each variant of the proxy in a memory cgroup ($CGROUP_KIND) limited to 128 MB, as in a container"
+            echo "(the kernel kills what outgrows it; nginx runs outside it), and"
+        else
+            echo "128 MB run: no memory cgroup could be made here (that needs root), so nothing is killed; the proxy"
+        fi
+        echo "java -XX:MaxRAM=128m (plain: -cp out Proxy FILE; make run's: JVM_OPTS_128M -XX:MaxRAM=128m;"
         echo "the image's: SMALL_JVM_OPTS -XX:MaxRAM=128m), shipped defaults (test/bench/proxy-mix.properties),"
         echo "then Mix.java, all held at once at the end:"
         echo "$MIX_STALLED stalled uploads (POST head, Content-Length 900000, 5000 body bytes, then a pause), a 1 MiB"
         echo "download (SHA-256 checked), wrk -c1000 ${MIX_WRK_SECONDS}s with $MIX_DOWNLOADS parallel 100 MiB downloads (each"
         echo "compared byte for byte), $MIX_IDLE idle keep-alive connections (each served once), a second 1 MiB"
-        echo "download. Peak RSS: VmHWM at the end. The nginx column is one nginx run through the same mix."
+        echo "download. Peak RSS: VmHWM at the end ("-" if the process was gone). The nginx column is one nginx run through the same mix."
     fi
     report_logs
 }
