@@ -51,10 +51,16 @@ final class Connections {
      * less than 100 MiB (the JVM makes it half the memory it is given below about 250 MB)
      * with the C2 compiler on. Whatever the connections hold, the heap fills under load, and
      * C2 needs up to 37 MiB more while it compiles the request path: under the load of make
-     * bench's 128 MB run, in a memory cgroup of 128 MB, the plain {@code java -cp out Proxy
-     * FILE} (shipped defaults) grew to 143 MB and was killed by the kernel, where the image's
-     * options (C1 alone: {@code java.vm.info} then says "emulated-client") peaked at 118 MB
-     * and served all of it (2026-12-02).
+     * bench's 128 MB run, in a memory cgroup of 128 MiB, the plain {@code java -cp out Proxy
+     * FILE} (shipped defaults) was killed by the kernel, where the image's options (C1
+     * alone: {@code java.vm.info} then says "emulated-client") peaked at 116 MiB and served
+     * all of it (2026-12-02).
+     *
+     * <p>{@code java.vm.info} tells only {@code -XX:TieredStopAtLevel=1} ("emulated-client")
+     * and {@code -Xint} ("interpreted mode") from a JVM with C2: the rarely used levels 0, 2
+     * and 3 (no compiler, or C1 with profiling) read "mixed mode" as C2 does, and are warned
+     * about too, with the same advice, level 1. A JVM that is not HotSpot is taken as one
+     * with C2.
      */
     static String smallJvm(long maxHeap, String vmInfo) {
         boolean c2 = vmInfo != null && !vmInfo.contains("emulated-client") && !vmInfo.contains("interpreted mode");

@@ -48,7 +48,8 @@ class ConfigTest {
         String warning = Connections.overHeap(20_000, 64L << 20);
         assertTrue(warning != null && warning.startsWith("max_connections (20000) is more than the heap holds at 32 KiB"
                 + " a connection (2048 in 64 MiB)"), "one line naming the key and the problem: " + warning);
-        assertTrue(Config.from(Map.of("max_connections", "50"), "test").warnings().isEmpty());
+        assertTrue(Config.from(Map.of("max_connections", "50"), "test").warnings().stream()
+                .noneMatch(w -> w.startsWith("max_connections")), "50 fit any heap"); // a small test JVM may add smallJvm's
     }
 
     @Test
