@@ -404,29 +404,54 @@ CGROUP=""      # the variant's cgroup directory while it runs
 CGROUP_KIND="" # v2, v1, or "" (none could be made)
 CGROUP_BASE="" # where the variants' cgroups are made
 find_cgroup() {
-    local t=/sys/fs/cgroup
+    local t=/sys/fs/cgroup own base
     if [ -f "$t/cgroup.controllers" ] && grep -qw memory "$t/cgroup.controllers"; then
-        grep -qw memory "$t/cgroup.subtree_control" 2>/dev/null || echo +memory >"$t/cgroup.subtree_control" 2>/dev/null
-        CGROUP_KIND=v2 CGROUP_BASE=$t
+        CGROUP_KIND=v2
+        own=$(sed -n 's/^0:://p' /proc/self/cgroup)
     elif [ -f "$t/memory/memory.limit_in_bytes" ]; then
-        CGROUP_KIND=v1 CGROUP_BASE=$t/memory
+        CGROUP_KIND=v1 t=$t/memory
+        own=$(sed -n 's/^[0-9]*:memory://p' /proc/self/cgroup)
+    else
+        return 0
     fi
-    # Only if one can really be made and limited here.
-    [ -n "$CGROUP_KIND" ] && make_cgroup probe && rmdir "$CGROUP" 2>/dev/null && CGROUP="" && return 0
+    # Inside the bench's own cgroup first (so that any limit of its own still holds), else at
+    # the top of the hierarchy. On v2 the memory controller must be on in the parent's
+    # subtree_control: turned on if need be (and left on: it only makes memory counted).
+    for base in "$t${own%/}" "$t"; do
+        if [ "$CGROUP_KIND" = v2 ] && ! grep -qw memory "$base/cgroup.subtree_control" 2>/dev/null; then
+            { echo +memory >"$base/cgroup.subtree_control"; } 2>/dev/null || continue
+        fi
+        CGROUP_BASE=$base
+        # Only if one can really be made, limited, and entered here.
+        if make_cgroup probe; then
+            if bash -c 'echo $$ >"$0/cgroup.procs"' "$CGROUP" 2>/dev/null; then
+                rmdir "$CGROUP" 2>/dev/null || true
+                CGROUP=""
+                return 0
+            fi
+            rmdir "$CGROUP" 2>/dev/null || true
+        fi
+    done
     CGROUP="" CGROUP_KIND="" CGROUP_BASE=""
 }
 
-make_cgroup() { # NAME: a fresh 128 MB cgroup in CGROUP, or false
+# A fresh cgroup limited to 128 MB, its swap too (the kernel must kill, not swap), in
+# CGROUP; or false, and none.
+make_cgroup() { # NAME
+    local limit=$((128 * MiB)) swaps
+    swaps=$(($(wc -l </proc/swaps) - 1)) # swap areas on: then the swap limit must hold too
     CGROUP=$CGROUP_BASE/proxy-bench-$$-$1
     mkdir "$CGROUP" 2>/dev/null || { CGROUP=""; return 1; }
     if [ "$CGROUP_KIND" = v2 ]; then
-        echo $((128 * MiB)) >"$CGROUP/memory.max" && echo 0 >"$CGROUP/memory.swap.max" 2>/dev/null
-        [ "$(cat "$CGROUP/memory.max" 2>/dev/null)" = $((128 * MiB)) ] && return 0
+        { echo $limit >"$CGROUP/memory.max"; echo 0 >"$CGROUP/memory.swap.max"; } 2>/dev/null
+        [ "$(cat "$CGROUP/memory.max" 2>/dev/null)" = $limit ] &&
+            { [ "$swaps" -eq 0 ] || [ "$(cat "$CGROUP/memory.swap.max" 2>/dev/null)" = 0 ]; } && return 0
     else
-        echo $((128 * MiB)) >"$CGROUP/memory.limit_in_bytes" 2>/dev/null
-        [ "$(cat "$CGROUP/memory.limit_in_bytes" 2>/dev/null)" = $((128 * MiB)) ] && return 0
+        { echo $limit >"$CGROUP/memory.limit_in_bytes"; echo $limit >"$CGROUP/memory.memsw.limit_in_bytes"; } 2>/dev/null
+        [ "$(cat "$CGROUP/memory.limit_in_bytes" 2>/dev/null)" = $limit ] &&
+            { [ "$swaps" -eq 0 ] || [ "$(cat "$CGROUP/memory.memsw.limit_in_bytes" 2>/dev/null)" = $limit ]; } && return 0
     fi
-    rmdir "$CGROUP" 2>/dev/null
+    rmdir "$CGROUP" 2>/dev/null || true
     CGROUP=""
     return 1
 }
@@ -493,7 +518,7 @@ run_mix() { # plain|opts|small|nginx
         record mix_oom_kills "$v" "$(cgroup_oom_kills)"
         record mix_cgroup_peak_kib "$v" "$(cgroup_peak_kib)"
         echo "  cgroup $CGROUP_KIND, 128 MB: $(cgroup_oom_kills) killed for memory, peak $(kib_to_mib "$(cgroup_peak_kib)") MiB (page cache included)"
-        rmdir "$CGROUP" 2>/dev/null
+        rmdir "$CGROUP" 2>/dev/null || true
         CGROUP=""
     fi
     [ ${#files[@]} -gt 0 ] || return 0
@@ -515,7 +540,8 @@ run_mix() { # plain|opts|small|nginx
 
 mix_runs() {
     find_cgroup
-    phase "128 MB run: ${CGROUP_KIND:+in a memory cgroup ($CGROUP_KIND) of 128 MB, and }-XX:MaxRAM=128m${CGROUP_KIND:- alone (no memory cgroup could be made here)}"
+    if [ -n "$CGROUP_KIND" ]; then phase "128 MB run: in a memory cgroup ($CGROUP_KIND) of 128 MB under $CGROUP_BASE, and -XX:MaxRAM=128m"
+    else phase "128 MB run: -XX:MaxRAM=128m alone (no memory cgroup could be made here)"; fi
     run_mix plain
     run_mix opts
     [ -z "$SMALL_JVM_OPTS" ] || run_mix small
@@ -730,7 +756,7 @@ report() {
         echo "$MIX_STALLED stalled uploads (POST head, Content-Length 900000, 5000 body bytes, then a pause), a 1 MiB"
         echo "download (SHA-256 checked), wrk -c1000 ${MIX_WRK_SECONDS}s with $MIX_DOWNLOADS parallel 100 MiB downloads (each"
         echo "compared byte for byte), $MIX_IDLE idle keep-alive connections (each served once), a second 1 MiB"
-        echo "download. Peak RSS: VmHWM at the end ("-" if the process was gone). The nginx column is one nginx run through the same mix."
+        echo "download. Peak RSS: VmHWM at the end (\"-\" if the process was gone). The nginx column is one nginx run through the same mix."
     fi
     report_logs
 }
