@@ -26,7 +26,14 @@ class CommandLineTest {
     record Run(int exit, String stdout, String stderr) {}
 
     static Run proxy(String... args) throws Exception {
-        List<String> command = new ArrayList<>(List.of(Child.java(), "-cp", "out", "Proxy"));
+        return proxy(List.of(), args);
+    }
+
+    /** The same with JVM options (before -cp). */
+    static Run proxy(List<String> jvmOptions, String... args) throws Exception {
+        List<String> command = new ArrayList<>(List.of(Child.java()));
+        command.addAll(jvmOptions);
+        command.addAll(List.of("-cp", "out", "Proxy"));
         command.addAll(List.of(args));
         try (Child child = Child.start(command)) {
             int exit = child.waitFor(Duration.ofSeconds(20));

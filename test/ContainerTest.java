@@ -210,40 +210,17 @@ class ContainerTest {
      */
     @Test
     void aSmallContainersJvmWithC2IsWarnedAbout() throws Exception {
-        Path dir = Files.createTempDirectory("proxy-check");
-        Path conf = dir.resolve("proxy.properties");
-        try {
-            Files.writeString(conf, "listen = 127.0.0.1:0\nupstream = 127.0.0.1:5000\n");
-            String plain = check(List.of("-XX:MaxRAM=128m"), conf);
-            assertTrue(plain.contains("proxy: [warn] " + conf + ": the JVM has a heap of ")
-                    && plain.contains("MiB and the C2 compiler: in a container of about twice that"), plain);
-            List<String> small = new ArrayList<>(List.of("-XX:MaxRAM=128m"));
-            small.addAll(SMALL_OPTIONS);
-            String image = check(small, conf);
-            assertTrue(image.contains("configuration file " + conf + " test is successful"), "the check ran: " + image);
-            assertTrue(!image.contains("C2 compiler"), "the image's options: no such warning: " + image);
-        } finally {
-            Files.deleteIfExists(conf);
-            Files.deleteIfExists(dir);
-        }
-    }
-
-    /** What {@code java OPTIONS -cp out Proxy --check FILE} prints; it must end within 30 s, with 0. */
-    private static String check(List<String> options, Path conf) throws Exception {
-        List<String> command = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElseThrow()));
-        command.addAll(options);
-        command.addAll(List.of("-cp", "out", "Proxy", "--check", conf.toString()));
-        Path output = conf.resolveSibling("check.out");
-        Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(output.toFile()).start();
-        try {
-            assertTrue(p.waitFor(30, TimeUnit.SECONDS), "--check ended");
-            String out = Files.readString(output);
-            assertEquals(0, p.exitValue(), "a warning does not fail the check: " + out);
-            return out;
-        } finally {
-            p.destroyForcibly();
-            Files.deleteIfExists(output);
-        }
+        String conf = CommandLineTest.file("listen = 127.0.0.1:0\nupstream = 127.0.0.1:5000\n").toString();
+        var plain = CommandLineTest.proxy(List.of("-XX:MaxRAM=128m"), "--check", conf);
+        assertEquals(0, plain.exit(), "a warning does not fail the check: " + plain);
+        assertTrue(plain.stderr().contains("proxy: [warn] " + conf + ": the JVM has a heap of ")
+                && plain.stderr().contains("MiB and the C2 compiler: in a container of about twice that"), plain.toString());
+        List<String> small = new ArrayList<>(List.of("-XX:MaxRAM=128m"));
+        small.addAll(SMALL_OPTIONS);
+        var image = CommandLineTest.proxy(small, "--check", conf);
+        assertEquals(0, image.exit(), image.toString());
+        assertTrue(image.stderr().contains("configuration file " + conf + " test is successful"), "the check ran: " + image);
+        assertTrue(!image.stderr().contains("C2 compiler"), "the image's options: no such warning: " + image);
     }
 
     private static int readHello(Socket s) throws IOException {
