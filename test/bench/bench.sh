@@ -403,14 +403,22 @@ ERROR_LINE='^[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} \[[a-z]+\] '
 CGROUP=""      # the variant's cgroup directory while it runs
 CGROUP_KIND="" # v2, v1, or "" (none could be made)
 CGROUP_BASE="" # where the variants' cgroups are made
+# The files of a cgroup, by kind (set by find_cgroup): its limit, its swap's limit and the
+# value that means "no swap", where the kernel counts its kills, and its peak.
+CG_MAX="" CG_SWAP="" CG_NO_SWAP="" CG_EVENTS="" CG_PEAK=""
+# How a command enters CGROUP: a shell moves itself into it, then becomes the command
+# (same PID): bash -c "$CG_ENTER" "$CGROUP" COMMAND...
+CG_ENTER='echo $$ >"$0/cgroup.procs" && exec "$@"'
 find_cgroup() {
-    local t=/sys/fs/cgroup own base
+    local t=/sys/fs/cgroup own base entered=""
     if [ -f "$t/cgroup.controllers" ] && grep -qw memory "$t/cgroup.controllers"; then
-        CGROUP_KIND=v2
-        own=$(sed -n 's/^0:://p' /proc/self/cgroup)
+        CGROUP_KIND=v2 own=$(sed -n 's/^0:://p' /proc/self/cgroup)
+        CG_MAX=memory.max CG_SWAP=memory.swap.max CG_NO_SWAP=0 CG_EVENTS=memory.events CG_PEAK=memory.peak
     elif [ -f "$t/memory/memory.limit_in_bytes" ]; then
-        CGROUP_KIND=v1 t=$t/memory
-        own=$(sed -n 's/^[0-9]*:memory://p' /proc/self/cgroup)
+        CGROUP_KIND=v1 t=$t/memory own=$(sed -n 's/^[0-9]*:memory://p' /proc/self/cgroup)
+        # v1 limits memory and swap together: no swap is a limit as large as the memory's.
+        CG_MAX=memory.limit_in_bytes CG_SWAP=memory.memsw.limit_in_bytes CG_NO_SWAP=$((128 * MiB))
+        CG_EVENTS=memory.oom_control CG_PEAK=memory.max_usage_in_bytes
     else
         return 0
     fi
@@ -424,12 +432,10 @@ find_cgroup() {
         CGROUP_BASE=$base
         # Only if one can really be made, limited, and entered here.
         if make_cgroup probe; then
-            if bash -c 'echo $$ >"$0/cgroup.procs"' "$CGROUP" 2>/dev/null; then
-                rmdir "$CGROUP" 2>/dev/null || true
-                CGROUP=""
-                return 0
-            fi
+            bash -c "$CG_ENTER" "$CGROUP" true 2>/dev/null && entered=yes
             rmdir "$CGROUP" 2>/dev/null || true
+            CGROUP=""
+            [ -z "$entered" ] || return 0
         fi
     done
     CGROUP="" CGROUP_KIND="" CGROUP_BASE=""
@@ -442,15 +448,9 @@ make_cgroup() { # NAME
     swaps=$(($(wc -l </proc/swaps) - 1)) # swap areas on: then the swap limit must hold too
     CGROUP=$CGROUP_BASE/proxy-bench-$$-$1
     mkdir "$CGROUP" 2>/dev/null || { CGROUP=""; return 1; }
-    if [ "$CGROUP_KIND" = v2 ]; then
-        { echo $limit >"$CGROUP/memory.max"; echo 0 >"$CGROUP/memory.swap.max"; } 2>/dev/null
-        [ "$(cat "$CGROUP/memory.max" 2>/dev/null)" = $limit ] &&
-            { [ "$swaps" -eq 0 ] || [ "$(cat "$CGROUP/memory.swap.max" 2>/dev/null)" = 0 ]; } && return 0
-    else
-        { echo $limit >"$CGROUP/memory.limit_in_bytes"; echo $limit >"$CGROUP/memory.memsw.limit_in_bytes"; } 2>/dev/null
-        [ "$(cat "$CGROUP/memory.limit_in_bytes" 2>/dev/null)" = $limit ] &&
-            { [ "$swaps" -eq 0 ] || [ "$(cat "$CGROUP/memory.memsw.limit_in_bytes" 2>/dev/null)" = $limit ]; } && return 0
-    fi
+    { echo $limit >"$CGROUP/$CG_MAX"; echo "$CG_NO_SWAP" >"$CGROUP/$CG_SWAP"; } 2>/dev/null
+    [ "$(cat "$CGROUP/$CG_MAX" 2>/dev/null)" = $limit ] &&
+        { [ "$swaps" -eq 0 ] || [ "$(cat "$CGROUP/$CG_SWAP" 2>/dev/null)" = "$CG_NO_SWAP" ]; } && return 0
     rmdir "$CGROUP" 2>/dev/null || true
     CGROUP=""
     return 1
@@ -458,15 +458,8 @@ make_cgroup() { # NAME
 
 # What the cgroup saw: how often the kernel killed a process in it for memory, and its
 # peak (the process's memory and the page cache charged to it), in KiB ("-" if unknown).
-cgroup_oom_kills() {
-    if [ "$CGROUP_KIND" = v2 ]; then sed -n 's/^oom_kill //p' "$CGROUP/memory.events"
-    else sed -n 's/^oom_kill //p' "$CGROUP/memory.oom_control"; fi
-}
-cgroup_peak_kib() {
-    local f=$CGROUP/memory.max_usage_in_bytes
-    [ "$CGROUP_KIND" = v2 ] && f=$CGROUP/memory.peak
-    [ -r "$f" ] && echo $(($(cat "$f") / 1024)) || echo -
-}
+cgroup_oom_kills() { sed -n 's/^oom_kill //p' "$CGROUP/$CG_EVENTS"; }
+cgroup_peak_kib() { [ -r "$CGROUP/$CG_PEAK" ] && echo $(($(cat "$CGROUP/$CG_PEAK") / 1024)) || echo -; }
 
 run_mix() { # plain|opts|small|nginx
     local v=$1 port pid out line key value other oome errors f files=()
@@ -475,10 +468,9 @@ run_mix() { # plain|opts|small|nginx
         render proxy-mix.properties "proxy-mix-$v.properties" "$v"
         files=("$DIR/mix-$v.out" "$DIR/mix-$v-access.log" "$DIR/mix-$v-error.log")
         touch "${files[@]}"
-        # In the variant's own cgroup if one can be made: the shell moves itself into it,
-        # then becomes java (same PID).
+        # In the variant's own cgroup if one can be made.
         local in_cgroup=()
-        [ -n "$CGROUP_KIND" ] && make_cgroup "$v" && in_cgroup=(bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CGROUP")
+        [ -n "$CGROUP_KIND" ] && make_cgroup "$v" && in_cgroup=(bash -c "$CG_ENTER" "$CGROUP")
         if [ "$v" = plain ]; then
             "${in_cgroup[@]}" "$JAVA" -XX:MaxRAM=128m -cp out Proxy "$DIR/proxy-mix-$v.properties" >>"$DIR/mix-$v.out" 2>&1 &
         else
