@@ -76,7 +76,11 @@ final class ProxyPass {
                 boolean timeout = e instanceof Wire.Timeout;
                 upstreamStatus = timeout ? 504 : 502;
                 if (ex.upload != null) throw uploadFailed(up, e); // a body that went out is not sent again
-                if (next.retryStale(up)) continue; // the server had closed it while idle
+                // A pooled connection that fails at once was closed by the server while idle: the
+                // request goes again. One that timed out was not (the server is slow): sending it
+                // again would double the wait and the server's work (nginx, too, gives a cached
+                // connection its extra try for an error only).
+                if (!timeout && next.retryStale(up)) continue;
                 String why = "upstream " + up.peer().server.hostPort() + (timeout ? " timed out: " : " failed: ") + e.getMessage();
                 upstreams.failed(up.peer(), why);
                 if (!ex.interimSent && next.maySendAgain()) {

@@ -135,4 +135,26 @@ class NextUpstreamTest {
             }
         }
     }
+
+    @Test
+    void aTimeoutOnAPooledConnectionIsNotTakenForAClosedOneAndSentAgain() throws Exception {
+        // A pooled connection that fails at once was closed by the server while idle: the
+        // request goes again on a new one. One whose answer times out belongs to a server that
+        // is slow: sent again, the request would cost it twice, and the client twice read_timeout.
+        TestSupport.Handler slowOnSlow = (r, out, s) -> {
+            if (r.requestLine().startsWith("GET /slow ")) return SILENT.handle(r, out, s);
+            return OK.handle(r, out, s);
+        };
+        try (var backend = new TestSupport.Backend(slowOnSlow);
+             var proxy = TestSupport.proxy(backend.port(), "read_timeout", "300ms");
+             var client = new TestSupport.Client(TestSupport.port(proxy))) {
+            assertEquals(200, client.send(GET).read().status()); // its upstream connection is pooled now
+            assertEquals(504, client.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n").read().status());
+            assertEquals(1, backend.next().connection());
+            var slow = backend.next();
+            assertEquals("GET /slow HTTP/1.1", slow.requestLine());
+            assertEquals(1, slow.connection(), "it went on the pooled connection");
+            assertNull(backend.received.poll(), "and nowhere else: by the 504, a second try would have arrived");
+        }
+    }
 }
