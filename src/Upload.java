@@ -25,12 +25,14 @@ final class Upload {
      */
     static final Duration WHILE_SENDING = Duration.ofDays(1);
 
+    private final Wire client;
     private final Thread thread;
     private volatile boolean sent;       // the whole body went out
     private volatile Exception failure;  // why it did not: Relay.ReadFailed, Relay.WriteFailed, HttpError
-    private volatile boolean abandoned;  // the response is done: what is left is not forwarded
+    private volatile boolean abandoned;  // the response has begun or is done: what is left is not forwarded
 
-    private Upload(Runnable send) {
+    private Upload(Wire client, Runnable send) {
+        this.client = client;
         this.thread = Thread.ofVirtual().unstarted(send);
     }
 
@@ -43,7 +45,7 @@ final class Upload {
     static Upload start(Wire client, Body body, Upstreams.Connection up, ByteBuffer head, long limit,
                         BufferPool pool, Duration readTimeout) {
         Upload[] self = new Upload[1];
-        self[0] = new Upload(() -> {
+        self[0] = new Upload(client, () -> {
             Upload u = self[0];
             try {
                 Relay.copy(client, body, up.wire(), body, head, limit, pool);
@@ -56,7 +58,11 @@ final class Upload {
                 if (!u.abandoned) u.failure = e;
                 if (e.getCause() instanceof Wire.Timeout) up.close();
             } catch (IOException | HttpError | RuntimeException e) {
-                if (!u.abandoned) u.failure = e; // the client's body failed: the upstream must not take it as whole
+                // Stopped (the response is still coming on this connection) or abandoned (the
+                // connection is closed already): nothing to do. Else the client's body failed,
+                // and the upstream must not take it as whole.
+                if (u.abandoned) return;
+                u.failure = e;
                 up.close();
             }
         });
@@ -94,10 +100,13 @@ final class Upload {
      * The response has begun before the body was all sent: stop sending. Its connection is
      * shut for writing (FIN: the upstream sees its body end short, so it can't take it as
      * whole), which also ends a write that waits for the upstream to read, while the
-     * response keeps coming on the same connection.
+     * response keeps coming on the same connection. The client's body is not wanted any
+     * more, so its client_body_timeout no longer applies: a client that has stopped sending
+     * it still gets the whole response (the read ends with the exchange: {@link #abandon}).
      */
     void stop(Upstreams.Connection up) {
         abandoned = true;
+        client.restartReadTimeout(WHILE_SENDING);
         try {
             up.wire().channel.shutdownOutput();
         } catch (IOException e) {

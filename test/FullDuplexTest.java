@@ -42,6 +42,42 @@ class FullDuplexTest {
         }
     }
 
+    /**
+     * An early answer that says the server will close, and takes its time: longer than
+     * client_body_timeout, while the client sends no more of its body. That body is not wanted
+     * any more, so its timeout must not end the client connection under the answer.
+     */
+    @Test
+    void anEarlyAnswerSlowerThanClientBodyTimeoutArrivesWhole() throws Exception {
+        try (var server = new java.net.ServerSocket(0, 10, java.net.InetAddress.getLoopbackAddress())) {
+            Thread.ofVirtual().start(() -> {
+                try (var s = server.accept()) {
+                    TestSupport.readHead(s.getInputStream()); // the head only, none of the body
+                    OutputStream out = s.getOutputStream();
+                    out.write(TestSupport.bytes("HTTP/1.1 403 Forbidden\r\nContent-Length: 30\r\nConnection: close\r\n\r\n"));
+                    for (int i = 0; i < 3; i++) { // 30 bytes over 0.9 s, three times client_body_timeout
+                        out.write(TestSupport.bytes("0123456789"));
+                        out.flush();
+                        Thread.sleep(300);
+                    }
+                    s.shutdownOutput();
+                    s.getInputStream().readNBytes(200_000);
+                } catch (Exception ignored) {
+                    // the proxy closed
+                }
+            });
+            try (var proxy = TestSupport.proxy(server.getLocalPort(), "client_max_body_size", "0",
+                    "client_body_timeout", "300ms");
+                 var client = new TestSupport.Client(TestSupport.port(proxy))) {
+                client.send("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n0123456789");
+                var resp = client.read(); // the client sends nothing more
+                assertEquals(403, resp.status());
+                assertEquals("012345678901234567890123456789", resp.bodyText(), "the whole answer");
+                assertTrue(client.closedByPeerOrReset(), "then the connection closes");
+            }
+        }
+    }
+
     @Test
     void anUpstreamStreamsItsAnswerWhileItReadsTheRequest() throws Exception {
         // An echo: each chunk of the request goes back as a chunk of the response at once.
