@@ -149,7 +149,7 @@ final class ProxyPass {
      * upstream's failure to answer.
      */
     private HttpError uploadFailed(Upstreams.Connection up, IOException e) {
-        Exception cause = ex.upload.failure();
+        Throwable cause = ex.upload.failure();
         if (cause instanceof HttpError bad) return bad; // 400, 413: the client's body
         if (cause instanceof Relay.ReadFailed r) return HttpError.clientGone("reading request body: " + r.getMessage(), r);
         upstreams.failed(up.peer(), "sending request body: " + (cause != null ? cause.getMessage() : e.getMessage()));
@@ -176,6 +176,8 @@ final class ProxyPass {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        // The upload's thread met an Error (out of memory): this thread's to report, as its own.
+        if (ex.upload.failure() instanceof Error e) throw e;
     }
 
     /** Reads the final response head, passing interim (1xx) responses on to the client. */

@@ -28,7 +28,7 @@ final class Upload {
     private final Wire client;
     private final Thread thread;
     private volatile boolean sent;       // the whole body went out
-    private volatile Exception failure;  // why it did not: Relay.ReadFailed, Relay.WriteFailed, HttpError
+    private volatile Throwable failure;  // why it did not: Relay.ReadFailed, Relay.WriteFailed, HttpError, an Error
     private volatile boolean abandoned;  // the response has begun or is done: what is left is not forwarded
 
     private Upload(Wire client, Runnable send) {
@@ -64,6 +64,11 @@ final class Upload {
                 if (u.abandoned) return;
                 u.failure = e;
                 up.close();
+            } catch (Error e) {
+                // Out of memory, say: the thread waiting for the response must not wait for a
+                // body that will never go (WHILE_SENDING); it reports this as its own failure.
+                u.failure = e;
+                up.close();
             }
         });
         self[0].thread.start();
@@ -92,7 +97,7 @@ final class Upload {
     private static final Duration GRACE = Duration.ofMillis(20);
 
     /** Why the upload failed, or null (so far). */
-    Exception failure() {
+    Throwable failure() {
         return failure;
     }
 

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
@@ -18,7 +19,9 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -63,6 +66,48 @@ class RobustnessTest {
                 assertTrue(upstreamClosed.get(10, TimeUnit.SECONDS), "the upstream connection is closed");
                 assertTrue(eventually(() -> Watchdog.size() <= watchedBefore + 1),
                         "nothing of the exchange is left watched but the client socket at most: " + Watchdog.size());
+            }
+        }
+    }
+
+    @Test
+    void anErrorInAnUploadsThreadEndsTheExchangeAtOnceAndIsReported() throws Exception {
+        // Out of memory as the upload of a body that came after its head takes its first
+        // buffer. The connection's thread waits for the response meanwhile, as long as the
+        // body takes (Upload.WHILE_SENDING, a day): it must learn of it at once, close the
+        // upstream connection, and report the Error once.
+        AtomicBoolean armed = new AtomicBoolean(true);
+        BufferPool failing = new BufferPool(1L << 20) {
+            @Override
+            ByteBuffer take(long expected) {
+                if (armed.getAndSet(false)) throw new OutOfMemoryError("test: Java heap space, in an upload");
+                return super.take(expected);
+            }
+        };
+        Path errors = Files.createTempFile(TestSupport.TEMP, "error", ".log");
+        CountDownLatch headArrived = new CountDownLatch(1);
+        CompletableFuture<Boolean> upstreamClosed = new CompletableFuture<>();
+        try (ServerSocket backend = new ServerSocket(0, 10, java.net.InetAddress.getLoopbackAddress())) {
+            Thread.ofVirtual().start(() -> {
+                try (Socket s = backend.accept()) { // reads, never answers
+                    TestSupport.readHead(s.getInputStream());
+                    headArrived.countDown();
+                    s.setSoTimeout(10_000);
+                    upstreamClosed.complete(s.getInputStream().transferTo(OutputStream.nullOutputStream()) >= 0);
+                } catch (IOException e) {
+                    upstreamClosed.complete(e instanceof java.net.SocketException); // reset: closed too
+                }
+            });
+            try (var proxy = Proxy.start(TestSupport.config(backend.getLocalPort(), "error_log", errors.toString()), failing);
+                 var client = new TestSupport.Client(TestSupport.port(proxy))) {
+                client.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 16384\r\n\r\n");
+                assertTrue(headArrived.await(10, TimeUnit.SECONDS), "the head went ahead: the body is an upload's");
+                client.out.write(new byte[16384]);
+                client.out.flush();
+                assertTrue(client.closedByPeerOrReset(), "the client connection is closed, not left waiting");
+                assertTrue(upstreamClosed.get(10, TimeUnit.SECONDS), "the upstream connection is closed");
+                String log = TestSupport.awaitText(errors, "in an upload");
+                assertEquals(1, log.split("test: Java heap space, in an upload", -1).length - 1, "reported once: " + log);
             }
         }
     }
