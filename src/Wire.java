@@ -190,7 +190,14 @@ final class Wire implements Closeable, Watchdog.Watched {
 
     /** raw: past TLS, the bytes as they come (a closing connection discards them). */
     private int channelRead(ByteBuffer dst, boolean raw) throws IOException {
-        readDeadline = fixedReadDeadline != 0 ? fixedReadDeadline : nonZero(System.nanoTime() + readTimeoutNanos);
+        long perRead = readTimeoutNanos;
+        long deadline = fixedReadDeadline != 0 ? fixedReadDeadline : nonZero(System.nanoTime() + perRead);
+        readDeadline = deadline;
+        // A restartReadTimeout from another thread just now found no read in progress: take
+        // its timeout here (both fields volatile: one of the two threads sees the other's).
+        if (fixedReadDeadline == 0 && readTimeoutNanos != perRead) {
+            READ_DEADLINE.compareAndSet(this, deadline, nonZero(System.nanoTime() + readTimeoutNanos));
+        }
         int n;
         try {
             n = tls == null || raw ? channel.read(dst) : tls.read(dst); // TLS: the first read makes the handshake
