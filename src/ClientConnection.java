@@ -101,7 +101,7 @@ final class ClientConnection {
 
     /** Called by {@link IdleConnections} when the next request begins: serve it on a new thread. */
     void resume() {
-        Thread.ofVirtual().start(() -> {
+        startOrClose(() -> {
             if (blockingAgain()) serve();
             else close();
         });
@@ -109,10 +109,28 @@ final class ClientConnection {
 
     /** Called by {@link IdleConnections} when keepalive_timeout ran out, or at shutdown. */
     void closeIdle() {
-        Thread.ofVirtual().start(() -> { // a lingering close may wait: not on the selector's thread
+        startOrClose(() -> { // a lingering close may wait: not on the selector's thread
             blockingAgain();
             close();
         });
+    }
+
+    /**
+     * Starts a thread for this idle connection. If none can start (out of memory, say), the
+     * connection is closed at once, so it can't linger unserved and hold a max_connections
+     * place; the failure goes on to the selector's thread, which reports it.
+     */
+    private void startOrClose(Runnable task) {
+        try {
+            Thread.ofVirtual().start(task);
+        } catch (RuntimeException | Error e) {
+            try {
+                client.close();
+            } finally {
+                ended();
+            }
+            throw e;
+        }
     }
 
     /**
@@ -138,9 +156,13 @@ final class ClientConnection {
             if (reset) client.reset();
             else client.lingeringClose(Config.LINGERING_TIME);
         } finally {
-            if (client.tls != null) client.tls.free(); // closed: TLS's buffers back to the pool
-            connections.ended(this);
+            ended();
         }
+    }
+
+    private void ended() {
+        if (client.tls != null) client.tls.free(); // closed: TLS's buffers back to the pool
+        connections.ended(this);
     }
 
     /** At the end of shutdown_timeout: closes the connection under whatever it is doing. */
