@@ -191,6 +191,7 @@ final class ClientConnection {
         Body body = HttpParser.requestBody(req);
         ex.requestBodyDone = body.isEmpty();
         ex.clientKeepAlive = req.http11() && !req.headers().hasToken("Connection", "close");
+        if (!config.routes().isEmpty()) req = ex.request = withTarget(req, Routes.canonicalTarget(req.target())); // as routes compare it
         switch (route(req)) {
             case Routes.Route r when r.answer() == null -> req = ex.request = routed(req, r);
             case Routes.Route r -> {
@@ -215,15 +216,21 @@ final class ClientConnection {
     }
 
     /**
-     * Which route the request takes (Routes.match): without route.* keys, the default group.
-     * While routes are in use, a path with a dot-segment is refused: routes compare paths as
-     * they came, and the app might resolve "/public/../admin/" to a path another route guards.
+     * Which route the request takes (Routes.match, on the canonical target): without route.*
+     * keys, the default group. While routes are in use, a path the app could read as another
+     * route's is refused: one with a dot-segment ("/public/../admin/"), or one whose encoded
+     * "/" would choose another route once decoded ("/admin%2Fx" where "/admin/" is routed).
      */
     private Routes.Decision route(HttpParser.Request req) throws HttpError {
         Routes routes = config.routes();
         if (routes.isEmpty()) return routes.fallback();
-        if (Routes.hasDotSegment(req.target())) throw HttpError.bad(400, "dot-segment in the path of a routed request");
-        return routes.match(req.host(), req.target());
+        String asRead = Routes.slashesDecoded(req.target());
+        if (Routes.hasDotSegment(asRead)) throw HttpError.bad(400, "dot-segment in the path of a routed request");
+        Routes.Decision decision = routes.match(req.host(), req.target());
+        if (!asRead.equals(req.target()) && !decision.equals(routes.match(req.host(), asRead))) {
+            throw HttpError.bad(400, "encoded '/' in the path of a routed request, read as another route's");
+        }
+        return decision;
     }
 
     /** The request as its route sends it upstream: the route's settings and group, its target (strip_prefix). */
@@ -231,7 +238,10 @@ final class ClientConnection {
         ex.route = r;
         ex.settings = r.settings();
         ex.upstreams = groups.get(r.group());
-        String target = r.target(req.target());
+        return withTarget(req, r.target(req.target()));
+    }
+
+    private static HttpParser.Request withTarget(HttpParser.Request req, String target) {
         return target.equals(req.target()) ? req
                 : new HttpParser.Request(req.method(), target, req.http11(), req.headers(), req.host());
     }

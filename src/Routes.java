@@ -171,6 +171,49 @@ final class Routes {
         return h.endsWith(".") ? h.substring(0, h.length() - 1) : h;
     }
 
+    /**
+     * The target as routes compare it, and as it then goes upstream: in its path, escapes of
+     * unreserved characters decoded (RFC 3986 6.2.2.2: the same URI) and runs of "/" made
+     * one (nginx's merge_slashes), so "/%69nternal/" and "//internal/" are "/internal/", as
+     * the app will read them. Other escapes ("%2F" among them) stay as they came.
+     */
+    static String canonicalTarget(String target) {
+        if (target.indexOf('%') < 0 && !target.contains("//")) return target;
+        int end = target.indexOf('?');
+        if (end < 0) end = target.length();
+        StringBuilder out = new StringBuilder(target.length());
+        for (int i = 0; i < end; i++) {
+            char c = target.charAt(i);
+            if (c == '%') {
+                char decoded = (char) Integer.parseInt(target, i + 1, i + 3, 16); // HttpParser checked the escape
+                boolean unreserved = decoded >= 'a' && decoded <= 'z' || decoded >= 'A' && decoded <= 'Z'
+                        || decoded >= '0' && decoded <= '9' || "-._~".indexOf(decoded) >= 0;
+                if (!unreserved) {
+                    out.append(target, i, i + 3);
+                    i += 2;
+                    continue;
+                }
+                c = decoded;
+                i += 2;
+            }
+            if (c == '/' && !out.isEmpty() && out.charAt(out.length() - 1) == '/') continue;
+            out.append(c);
+        }
+        return out.append(target, end, target.length()).toString();
+    }
+
+    /**
+     * The canonical target with each encoded "/" in its path decoded: the path an app reads
+     * (WSGI's PATH_INFO, say, is decoded), where a prefix may begin or end that the target
+     * as it came doesn't show.
+     */
+    static String slashesDecoded(String target) {
+        int end = target.indexOf('?');
+        if (end < 0) end = target.length();
+        String path = target.substring(0, end).replace("%2F", "/").replace("%2f", "/");
+        return canonicalTarget(path + target.substring(end));
+    }
+
     /** Whether a path has a "." or ".." segment, plain or percent-encoded (RFC 3986 5.2.4). */
     static boolean hasDotSegment(String target) {
         int q = target.indexOf('?');

@@ -314,6 +314,47 @@ class RoutesTest {
         }
     }
 
+    @ParameterizedTest(name = "{0} -> {1}")
+    @CsvSource(delimiter = '|', value = {
+            "/%69nternal/x | /internal/x",          // an escaped unreserved character: the same URI
+            "/%7e%2D%5f.%2E | /~-_..",
+            "//internal//x/ | /internal/x/",        // runs of '/' made one, as nginx's merge_slashes
+            "/a%2Fb%2f%3B%25 | /a%2Fb%2f%3B%25",    // reserved ones and '%' itself stay
+            "/a?x=%69//y | /a?x=%69//y",            // the query is left alone
+            "/ | /",
+    })
+    void routesCompareTheTargetAsTheAppWillReadIt(String target, String canonical) {
+        assertEquals(canonical, Routes.canonicalTarget(target));
+    }
+
+    @Test
+    void anEscapedOrDoubledPathCantGetPastTheRouteThatGuardsIt() throws Exception {
+        // route.internal answers 403 for /internal/; the app behind the default group would
+        // read each of these as /internal/... (Flask decodes escapes, %2F too, and merges "//").
+        try (var web = app("web"); var admin = app("admin");
+             Proxy proxy = TestSupport.proxy(web.port(),
+                     "upstream.admin", "127.0.0.1:" + admin.port(),
+                     "route.internal", "/internal/",
+                     "route.internal.return", "403 no",
+                     "route.admin", "/admin/ -> admin",
+                     "route.admin.strip_prefix", "on")) {
+            int port = TestSupport.port(proxy);
+            for (String target : new String[] {"/internal/secret", "/%69nternal/secret", "//internal/secret"}) {
+                assertEquals(403, TestSupport.exchange(port, get(port, "a", target)).status(), target);
+            }
+            for (String target : new String[] {"/internal%2Fsecret", "/%2Finternal/secret", "/a/..%2Finternal/",
+                    "/%2e/internal/secret", "/admin%2fx"}) {
+                assertEquals(400, TestSupport.exchange(port, get(port, "a", target)).status(), target);
+            }
+            // An encoded '/' that chooses no other route goes on as it came; the rest canonical.
+            assertEquals("web", TestSupport.exchange(port, get(port, "a", "/files/a%2Fb")).bodyText());
+            assertEquals("GET /files/a%2Fb HTTP/1.1", web.next().requestLine());
+            assertEquals("admin", TestSupport.exchange(port, get(port, "a", "/%61dmin//x%2Fy")).bodyText());
+            assertEquals("GET /x%2Fy HTTP/1.1", admin.next().requestLine(), "canonical, then strip_prefix");
+            assertTrue(web.received.isEmpty() && admin.received.isEmpty(), "nothing else reached an app");
+        }
+    }
+
     @Test
     void withoutADefaultGroupTheProxySaysSoAndAnswers404() throws Exception {
         try (var api = app("api")) {
