@@ -191,6 +191,9 @@ final class ClientConnection {
         Body body = HttpParser.requestBody(req);
         ex.requestBodyDone = body.isEmpty();
         ex.clientKeepAlive = req.http11() && !req.headers().hasToken("Connection", "close");
+        InetAddress peer = client.remote.getAddress(); // whose request it is, before anything answers it
+        RealIp realIp = config.setRealIpFrom();
+        ex.remoteAddr = realIp.trusts(peer) ? realIp.client(peer, req.headers().all(config.realIpHeader())) : peer;
         if (!config.routes().isEmpty()) req = ex.request = withTarget(req, Routes.canonicalTarget(req.target())); // as routes compare it
         switch (route(req)) {
             case Routes.Route r when r.answer() == null -> req = ex.request = routed(req, r);
@@ -208,10 +211,6 @@ final class ClientConnection {
         if (redirect != null) return redirect(req, body);
         expectContinue(req, body);
         String upgrade = upgradeRequested(req);
-
-        InetAddress peer = client.remote.getAddress();
-        RealIp realIp = config.setRealIpFrom();
-        ex.remoteAddr = realIp.trusts(peer) ? realIp.client(peer, req.headers().all(config.realIpHeader())) : peer;
         return new ProxyPass(config, client, buffers, log, connections, ex).forward(req, body, upgrade);
     }
 

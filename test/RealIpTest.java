@@ -97,4 +97,22 @@ class RealIpTest {
             assertEquals("for=\"[::1]\";proto=http;host=a", backend.next().header("Forwarded"));
         }
     }
+
+    @Test
+    void theAccessLogNamesTheClientOfAnswersTheProxyGivesItself() throws Exception {
+        // A route's return, the 301 to a prefix's '/' and a 413: no upstream, the same client.
+        var log = Files.createTempFile(TestSupport.TEMP, "access", ".log");
+        try (var backend = new TestSupport.Backend(); var proxy = TestSupport.proxy(0,
+                "upstream.app", "127.0.0.1:" + backend.port(), "route.app", "/app/ -> app",
+                "route.gone", "/gone/", "route.gone.return", "410 gone", "client_max_body_size", "10",
+                "set_real_ip_from", "127.0.0.1", "access_log", log.toString(), "log_format", "$remote_addr $status")) {
+            int port = TestSupport.port(proxy);
+            String xff = "Host: a\r\nX-Forwarded-For: 203.0.113.7\r\n";
+            assertEquals(410, TestSupport.exchange(port, "GET /gone/x HTTP/1.1\r\n" + xff + "\r\n").status());
+            assertEquals(301, TestSupport.exchange(port, "GET /app HTTP/1.1\r\n" + xff + "\r\n").status());
+            assertEquals(413, TestSupport.exchange(port, "POST /app/x HTTP/1.1\r\n" + xff
+                    + "Content-Length: 11\r\n\r\n01234567890").status());
+            assertEquals("203.0.113.7 410\n203.0.113.7 301\n203.0.113.7 413\n", TestSupport.awaitLines(log, 3));
+        }
+    }
 }
