@@ -127,6 +127,8 @@ final class Certificates extends X509ExtendedKeyManager implements AutoCloseable
      * proxy starts, and serves it until certbot renews it), noted in {@code warnings}.
      */
     static Pair load(Path certificate, Path key, List<String> warnings) throws Pem.Bad {
+        // Taken before the files are read: a change while they are read is seen at the next look.
+        String stamp = stamp(certificate, key);
         byte[] certBytes, keyBytes;
         try {
             certBytes = Files.readAllBytes(certificate);
@@ -138,7 +140,6 @@ final class Certificates extends X509ExtendedKeyManager implements AutoCloseable
         } catch (IOException e) {
             throw new Pem.Bad("ssl_certificate_key " + key + ": cannot read: " + e.getMessage());
         }
-        String stamp = stamp(certificate, key);
         List<X509Certificate> chain;
         PrivateKey privateKey;
         try {
@@ -233,7 +234,8 @@ final class Certificates extends X509ExtendedKeyManager implements AutoCloseable
             boolean changed = false;
             for (int i = 0; i < now.size(); i++) {
                 Pair old = now.get(i);
-                if (stamp(old.certificate, old.key).equals(old.stamp)) continue;
+                String seen = stamp(old.certificate, old.key); // before load reads them
+                if (seen.equals(old.stamp)) continue;
                 try {
                     List<String> warnings = new ArrayList<>();
                     Pair renewed = load(old.certificate, old.key, warnings);
@@ -241,11 +243,12 @@ final class Certificates extends X509ExtendedKeyManager implements AutoCloseable
                     byAlias.put(renewed.alias, renewed);
                     now.set(i, renewed);
                     changed = true;
-                } catch (Pem.Bad e) {
+                } catch (Pem.Bad | RuntimeException e) {
                     // Half-written (certbot writes one file, then the other) or broken: keep the old
                     // pair, and look again next time. Said once per change of the files.
-                    String stamp = stamp(old.certificate, old.key);
-                    error.accept(e.getMessage() + "; still serving the certificate loaded before");
+                    String stamp = seen; // not a newer one: a file written meanwhile is read next time
+                    error.accept((e instanceof Pem.Bad ? e.getMessage() : "ssl_certificate " + old.certificate
+                            + ": cannot load: " + e) + "; still serving the certificate loaded before");
                     now.set(i, new Pair(old.alias, old.certificate, old.key, old.chain, old.privateKey, old.names, stamp));
                     byAlias.put(old.alias, now.get(i));
                     changed = true;

@@ -116,6 +116,7 @@ final class Pem {
             if (tag == 0xa0) { // [0] EXPLICIT ECParameters: the OID of a named curve
                 byte[] curve = new byte[len];
                 System.arraycopy(sec1, p[0], curve, 0, len);
+                if (len == 0) throw new Bad("not a SEC1 EC key (empty curve parameters)");
                 if (curve[0] != 0x06) throw new Bad("an EC key with explicit curve parameters (use a named curve)");
                 return curve;
             }
@@ -131,10 +132,13 @@ final class Pem {
 
     private static int length(byte[] der, int[] p) throws Bad {
         int first = tag(der, p);
-        if (first < 0x80) return first;
-        int n = first & 0x7f, len = 0;
-        if (n > 3) throw new Bad("a DER length too large");
-        for (int i = 0; i < n; i++) len = len << 8 | tag(der, p);
+        int len = first;
+        if (first >= 0x80) {
+            int n = first & 0x7f;
+            if (n > 3) throw new Bad("a DER length too large");
+            len = 0;
+            for (int i = 0; i < n; i++) len = len << 8 | tag(der, p);
+        }
         if (p[0] + len > der.length) throw new Bad("a DER structure cut short");
         return len;
     }

@@ -122,11 +122,18 @@ final class TestSupport {
 
     /** The file's text once it contains the string, waiting at most WAIT. */
     static String awaitText(Path file, String wanted) throws IOException, InterruptedException {
+        return awaitText(file, wanted, 1);
+    }
+
+    /** The file's text once it contains the string {@code times} times, waiting at most WAIT. */
+    static String awaitText(Path file, String wanted, int times) throws IOException, InterruptedException {
         long deadline = System.nanoTime() + WAIT.toNanos();
         while (true) {
             String text = Files.exists(file) ? Files.readString(file) : "";
-            if (text.contains(wanted)) return text;
-            if (System.nanoTime() - deadline > 0) throw new AssertionError("no '" + wanted + "' in " + file + ":\n" + text);
+            if (text.split(java.util.regex.Pattern.quote(wanted), -1).length - 1 >= times) return text;
+            if (System.nanoTime() - deadline > 0) {
+                throw new AssertionError(times + " times '" + wanted + "' not in " + file + ":\n" + text);
+            }
             Thread.sleep(10);
         }
     }

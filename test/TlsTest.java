@@ -525,6 +525,7 @@ class TlsTest {
         Path newCert = dir.resolve("renew2.pem"), newKey = dir.resolve("renew2.key");
         selfSigned("rsa:2048", null, "old.test", "DNS:old.test", cert, key);
         selfSigned("rsa:2048", null, "new.test", "DNS:new.test", newCert, newKey);
+        Path oldCert = Files.copy(cert, dir.resolve("renew-old.pem"));
         Path errors = Files.createTempFile(TestSupport.TEMP, "error", ".log");
         try (var backend = new TestSupport.Backend();
              var proxy = TestSupport.proxy(backend.port(), "listen", "127.0.0.1:0 ssl", "error_log", errors.toString(),
@@ -543,6 +544,12 @@ class TlsTest {
             } catch (javax.net.ssl.SSLHandshakeException expected) {
                 // still the old certificate, which this client does not trust
             }
+            // Broken inside: the certificate whole again, its key cut short. The same, and the
+            // renewals are still watched.
+            Files.copy(oldCert, cert, StandardCopyOption.REPLACE_EXISTING);
+            Files.writeString(key, "-----BEGIN EC PRIVATE KEY-----\nMAKgAA==\n-----END EC PRIVATE KEY-----\n");
+            log = TestSupport.awaitText(errors, "still serving", 2);
+            assertTrue(log.contains("ssl_certificate_key " + key), log);
             // Renewed: both files replaced, as certbot does. Within 2 s new handshakes get it.
             Files.copy(newKey, key, StandardCopyOption.REPLACE_EXISTING);
             Files.copy(newCert, cert, StandardCopyOption.REPLACE_EXISTING);
@@ -598,6 +605,14 @@ class TlsTest {
         p = problems("listen", "127.0.0.1:0 ssl", "ssl_certificate", rsaCert.toString(),
                 "ssl_certificate_key", ecKey.toString());
         assertTrue(p.contains(ecKey + " does not match the certificate") && p.contains(rsaCert.toString()), p);
+
+        // SEC1 keys cut short inside: an empty curve, a length past the end. One line, no stack trace.
+        for (String body : new String[] {"MAKgAA==", "MAWgAwY="}) {
+            Path cut = dir.resolve("cut.key");
+            Files.writeString(cut, "-----BEGIN EC PRIVATE KEY-----\n" + body + "\n-----END EC PRIVATE KEY-----\n");
+            p = problems("listen", "127.0.0.1:0 ssl", "ssl_certificate", ecCert.toString(), "ssl_certificate_key", cut.toString());
+            assertTrue(p.contains("key ssl_certificate_key " + cut + ": "), p);
+        }
 
         p = problems("listen", "127.0.0.1:0 ssl");
         assertTrue(p.contains("key 'ssl_certificate'"), p);
