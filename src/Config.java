@@ -223,7 +223,19 @@ record Config(
     }
 
     static Config load(Path file) throws Invalid {
-        Properties p = new Properties();
+        // A key given twice is a mistake (Properties would keep the last silently): say so.
+        List<String> repeated = new ArrayList<>();
+        Properties p = new Properties() {
+            @Override
+            public synchronized Object put(Object key, Object value) {
+                Object before = super.put(key, value);
+                if (before != null) {
+                    repeated.add(file + ": key '" + key + "' is given twice ('" + String.valueOf(before).strip()
+                            + "' and '" + String.valueOf(value).strip() + "')");
+                }
+                return before;
+            }
+        };
         try (Reader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
             p.load(r);
         } catch (NoSuchFileException e) {
@@ -235,7 +247,7 @@ record Config(
         }
         Map<String, String> values = new TreeMap<>();
         p.stringPropertyNames().forEach(k -> values.put(k, p.getProperty(k).strip()));
-        return from(values, file.toString());
+        return from(values, file.toString(), repeated);
     }
 
     /**
@@ -244,7 +256,12 @@ record Config(
      * given), then each bad value (in the order of the record's components).
      */
     static Config from(Map<String, String> given, String source) throws Invalid {
-        List<String> problems = new ArrayList<>();
+        return from(given, source, List.of());
+    }
+
+    /** As above, with the problems already found in reading the file (a key given twice). */
+    static Config from(Map<String, String> given, String source, List<String> earlier) throws Invalid {
+        List<String> problems = new ArrayList<>(earlier);
         Map<String, String> v = new LinkedHashMap<>(DEFAULTS);
         Map<String, String> groupKeys = new TreeMap<>(), routeKeys = new TreeMap<>();
         for (var e : given.entrySet()) {
@@ -274,6 +291,12 @@ record Config(
         Config global = build(new ConfigParser(source, v, problems, k -> k), true, noDefault, Map.of(), null);
         Map<String, Config> groups = ConfigFamilies.groups(groupKeys, v, source, problems);
         Routes routes = ConfigFamilies.routes(routeKeys, global, groups, noDefault, source, problems);
+        java.util.Set<InetSocketAddress> seen = new java.util.HashSet<>();
+        for (InetSocketAddress a : global.listen()) {
+            if (a.getPort() != 0 && !seen.add(a)) {
+                problems.add(source + ": key 'listen': " + hostPort(a) + " is listed twice");
+            }
+        }
         if (!problems.isEmpty()) {
             throw new Invalid(List.copyOf(new java.util.LinkedHashSet<>(problems)), global.warnings());
         }

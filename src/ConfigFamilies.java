@@ -126,6 +126,15 @@ final class ConfigFamilies {
             if (!k.isEmpty()) sub.put(k, v);
         });
         List<String> own = new ArrayList<>();
+        List<String> headerKeys = values.keySet().stream().filter(k -> k.startsWith("header.")).toList();
+        for (int i = 0; i < headerKeys.size(); i++) {
+            for (int j = i + 1; j < headerKeys.size(); j++) {
+                if (headerKeys.get(i).equalsIgnoreCase(headerKeys.get(j))) {
+                    own.add(source + ": keys '" + key + "." + headerKeys.get(i) + "' and '" + key + "."
+                            + headerKeys.get(j) + "' name the same header");
+                }
+            }
+        }
         ConfigParser in = new ConfigParser(source, sub, own, k -> key + "." + k);
         Routes.Return answer = values.containsKey("return") ? in.read("return", ConfigParser::returnOf) : null;
         if (group == null && answer == null) {

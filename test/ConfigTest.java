@@ -35,6 +35,19 @@ class ConfigTest {
     }
 
     @Test
+    void aKeyGivenTwiceInTheFileOrAnAddressListenedOnTwiceIsAProblemNamingIt() throws Exception {
+        // java.util.Properties would keep the last value without a word (nginx: "directive is duplicate").
+        Path file = Files.createTempFile(TestSupport.TEMP, "twice", ".properties");
+        Files.writeString(file, "upstream = 127.0.0.1:5000\nread_timeout = 5s\nread_timeout = 1h\n");
+        var e = assertThrows(Config.Invalid.class, () -> Config.load(file));
+        assertEquals(List.of(file + ": key 'read_timeout' is given twice ('5s' and '1h')"), e.problems());
+        // With reuse_port, the kernel would share one address's clients between its two listeners.
+        e = assertThrows(Config.Invalid.class, () -> Config.from(Map.of("listen", "127.0.0.1:8080, 127.0.0.1:8080"), "test"));
+        assertEquals(List.of("test: key 'listen': 127.0.0.1:8080 is listed twice"), e.problems());
+        assertEquals(2, Config.from(Map.of("listen", "127.0.0.1:0, 127.0.0.1:0"), "test").listen().size(), "port 0: two ports");
+    }
+
+    @Test
     void maxConnectionsIsWhatTheHeapHoldsAtTheLargestConnectionUnlessSet() throws Exception {
         assertEquals(2048, Connections.defaultMax(64L << 20), "a 64 MiB heap, 32 KiB a connection");
         assertEquals(10_000, Connections.defaultMax(6L << 30), "at most 10,000");

@@ -184,6 +184,13 @@ class RoutesTest {
     }
 
     @Test
+    void twoHeaderKeysOfARouteThatNameOneHeaderAreAProblem() {
+        List<String> p = problems("route.e", "/e/ -> api", "route.e.header.X-A", "1", "route.e.header.x-a", "2");
+        assertEquals(1, p.size(), p.toString());
+        assertTrue(p.get(0).contains("'route.e.header.X-A' and 'route.e.header.x-a' name the same header"), p.get(0));
+    }
+
+    @Test
     void aRouteToAnUnknownGroupNamesTheRouteAndTheMissingKey() {
         List<String> p = problems("route.x", "/x/ -> nope");
         assertEquals(List.of("f: key 'route.x': no upstream group 'nope' (no key 'upstream.nope')"), p);

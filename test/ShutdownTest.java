@@ -29,8 +29,10 @@ class ShutdownTest {
     /** Starts the proxy in front of the backend with these extra lines; returns it and its port. */
     private static Child proxy(int upstreamPort, String... lines) throws Exception {
         Path file = Files.createTempFile(TestSupport.TEMP, "shutdown", ".properties");
-        Files.writeString(file, "listen = 127.0.0.1:0\nupstream = 127.0.0.1:" + upstreamPort + "\naccess_log = off\n"
-                + String.join("\n", lines) + "\n");
+        // A key given twice is a problem of the file: a listen line of the test's replaces this one.
+        boolean listens = java.util.Arrays.stream(lines).anyMatch(l -> l.startsWith("listen "));
+        Files.writeString(file, (listens ? "" : "listen = 127.0.0.1:0\n") + "upstream = 127.0.0.1:" + upstreamPort
+                + "\naccess_log = off\n" + String.join("\n", lines) + "\n");
         return Child.start(List.of(Child.java(), "-cp", "out", "Proxy", file.toString()));
     }
 
