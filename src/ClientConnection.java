@@ -36,6 +36,7 @@ final class ClientConnection {
     private final HeadReader.Limits requestLimits;
     private final HttpsRedirect redirect; // redirect_https on a plain listener, else null
 
+    private volatile Thread thread; // the thread serving it now, for abort
     private Exchange ex;          // the request in progress, or null between requests
     private boolean reset;        // end with RST: a response was cut short
 
@@ -58,6 +59,7 @@ final class ClientConnection {
      * when that request begins, {@link #resume} runs this loop again on a new thread.
      */
     void serve() {
+        thread = Thread.currentThread();
         boolean idleNow = false;
         try {
             for (boolean open = true; open; ) {
@@ -167,7 +169,9 @@ final class ClientConnection {
 
     /** At the end of shutdown_timeout: closes the connection under whatever it is doing. */
     void abort() {
-        client.close(); // its thread's read or write fails, and it ends as on any failure
+        client.close(); // its thread's read or write of the client fails, and it ends as on any failure;
+        Thread t = thread; // one waiting on the upstream (a slow response) would wait out read_timeout:
+        if (t != null) t.interrupt(); // interrupted, the channel it waits on closes (NIO), and it ends too
     }
 
     /** Serves one request; returns whether the client connection stays open. */

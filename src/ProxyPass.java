@@ -73,6 +73,9 @@ final class ProxyPass {
             } catch (IOException e) {
                 // Nothing of the response has reached the client: the request may go on.
                 up.close();
+                if (Thread.currentThread().isInterrupted()) { // ClientConnection.abort: no fault of the server's
+                    throw HttpError.abort("closed at the end of shutdown_timeout");
+                }
                 boolean timeout = e instanceof Wire.Timeout;
                 upstreamStatus = timeout ? 504 : 502;
                 if (ex.upload != null) throw uploadFailed(up, e); // a body that went out is not sent again
