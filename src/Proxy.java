@@ -115,6 +115,15 @@ public final class Proxy implements AutoCloseable {
         } catch (IOException e) {
             throw new Config.Invalid("cannot start: " + e.getMessage()); // a log file that can't be opened, most likely
         }
+        // Before the listen addresses: once one is bound (with reuse_port, beside a running
+        // proxy) the kernel queues connections on it, and a start that fails after that resets them.
+        try {
+            proxy.status = Status.start(config, proxy.connections, proxy.groups, proxy.buffers, proxy.log);
+        } catch (IOException e) {
+            proxy.close();
+            throw new Config.Invalid("key 'status_listen': cannot listen on " + Config.hostPort(config.statusListen())
+                    + ": " + e.getMessage());
+        }
         for (InetSocketAddress address : config.listen()) {
             try {
                 ServerSocketChannel server = ServerSocketChannel.open();
@@ -128,13 +137,6 @@ public final class Proxy implements AutoCloseable {
                 String why = e instanceof BindException ? e.getMessage().toLowerCase() : e.toString();
                 throw new Config.Invalid("key 'listen': cannot listen on " + Config.hostPort(address) + ": " + why);
             }
-        }
-        try {
-            proxy.status = Status.start(config, proxy.connections, proxy.groups, proxy.buffers, proxy.log);
-        } catch (IOException e) {
-            proxy.close();
-            throw new Config.Invalid("key 'status_listen': cannot listen on " + Config.hostPort(config.statusListen())
-                    + ": " + e.getMessage());
         }
         TlsConfig tls = config.tls();
         for (int i = 0; i < proxy.listeners.size(); i++) {

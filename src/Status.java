@@ -58,6 +58,8 @@ final class Status implements AutoCloseable {
         ServerSocket server = new ServerSocket();
         try {
             server.setReuseAddress(true);
+            // reuse_port: the process that replaces this one binds it too (README, restarting)
+            if (config.reusePort()) server.setOption(java.net.StandardSocketOptions.SO_REUSEPORT, true);
             server.bind(address, 64);
         } catch (IOException e) {
             server.close();
