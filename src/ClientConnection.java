@@ -126,12 +126,20 @@ final class ClientConnection {
         try {
             Thread.ofVirtual().start(task);
         } catch (RuntimeException | Error e) {
-            try {
-                client.close();
-            } finally {
-                ended();
-            }
+            closeIdleNow();
             throw e;
+        }
+    }
+
+    /**
+     * Called by {@link IdleConnections} to make room under max_connections, or when no thread
+     * can start: closed at once, no lingering (it is idle: nothing unread, nothing owed).
+     */
+    void closeIdleNow() {
+        try {
+            client.close();
+        } finally {
+            ended();
         }
     }
 

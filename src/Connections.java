@@ -15,7 +15,8 @@ import java.util.concurrent.atomic.LongAdder;
  * proxy waits for that ({@link #awaitAll}). Then, if some are still open when
  * shutdown_timeout runs out (a slow download, a WebSocket), {@link #closeAll} closes them.
  *
- * <p>A connection over max_connections is turned away by {@link Refusals}.
+ * <p>A connection over max_connections makes room by closing the connections idle longest
+ * ({@link IdleConnections#reclaim}); where none is idle, it is turned away by {@link Refusals}.
  */
 final class Connections {
     /**
@@ -31,7 +32,7 @@ final class Connections {
      * max_connections = auto: as many connections as a heap of {@code maxHeap} bytes holds
      * at their largest, from 64 to 10,000: about 2,000 in a 128 MB container (2,006 with
      * the image's options, whose heap is 62 MiB without a survivor space). Idle keep-alive
-     * connections count too. HAProxy, too, derives its maxconn from the memory it may use.
+     * connections count too, until a new one needs their room. HAProxy, too, derives its maxconn from the memory it may use.
      */
     static int defaultMax(long maxHeap) {
         return Math.clamp(maxHeap / LARGEST, 64, 10_000);
@@ -92,6 +93,13 @@ final class Connections {
     boolean tryAdmit() {
         accepts.increment();
         boolean admitted = slots.tryAcquire();
+        if (admitted) handled.increment();
+        return admitted;
+    }
+
+    /** After {@link IdleConnections#reclaim}: a slot for the new connection, if one frees within {@code wait}. */
+    boolean awaitAdmit(Duration wait) throws InterruptedException {
+        boolean admitted = slots.tryAcquire(wait.toNanos(), TimeUnit.NANOSECONDS);
         if (admitted) handled.increment();
         return admitted;
     }

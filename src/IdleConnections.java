@@ -5,9 +5,12 @@ import java.nio.channels.SelectionKey;
 import java.nio.channels.Selector;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
+import java.util.PriorityQueue;
 import java.util.Queue;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Idle keep-alive client connections, waiting for their next request without a thread.
@@ -32,6 +35,8 @@ final class IdleConnections implements AutoCloseable {
     private final Thread thread;
     private volatile boolean closing;
     private long nextScan = Long.MAX_VALUE; // nanoTime of the earliest deadline, at most one tick early
+    private final AtomicInteger toReclaim = new AtomicInteger(); // to close for room under max_connections
+    private long reclaimedUnsaid, reclaimSaidAt; // the log's line about it: at most one a minute
 
     IdleConnections(Duration keepaliveTimeout, Log log) throws IOException {
         this.timeout = keepaliveTimeout;
@@ -69,6 +74,19 @@ final class IdleConnections implements AutoCloseable {
         return true;
     }
 
+    /**
+     * Called by the acceptor when max_connections are all taken: the {@code n} connections
+     * idle longest are closed to make room, as nginx does when its worker_connections run
+     * out ("reusing connections"), so that a crowd of idle keep-alive connections can't lock
+     * new clients out for keepalive_timeout. Returns false if none waits here.
+     */
+    boolean reclaim(int n) {
+        if (size() == 0) return false;
+        toReclaim.accumulateAndGet(n, Math::max);
+        selector.wakeup();
+        return true;
+    }
+
     private void run() {
         boolean reported = false;
         try {
@@ -79,6 +97,8 @@ final class IdleConnections implements AutoCloseable {
                     selector.select(wait);
                     wakeReady();
                     register();
+                    int n = toReclaim.getAndSet(0);
+                    if (n > 0) closeLongestIdle(n);
                     if (System.nanoTime() - nextScan >= 0) expire();
                 } catch (RuntimeException | Error e) {
                     // Whatever it was (out of memory starting a thread, say), this thread must go
@@ -140,6 +160,29 @@ final class IdleConnections implements AutoCloseable {
         // Scanning is O(idle connections): at most once a tick, however the deadlines fall.
         long tick = Watchdog.TICK_MILLIS * 1_000_000;
         nextScan = earliest == Long.MAX_VALUE ? Long.MAX_VALUE : Math.max(earliest, now + tick);
+    }
+
+    /** Closes the {@code n} connections idle longest (the earliest deadlines), at once: they owe nothing. */
+    private void closeLongestIdle(int n) {
+        Comparator<SelectionKey> byDeadline = Comparator.comparingLong(key -> ((Idle) key.attachment()).deadline());
+        PriorityQueue<SelectionKey> longest = new PriorityQueue<>(n + 1, byDeadline.reversed());
+        for (SelectionKey key : selector.keys()) {
+            if (!key.isValid()) continue;
+            longest.add(key);
+            if (longest.size() > n) longest.poll(); // the latest deadline of those kept
+        }
+        reclaimedUnsaid += longest.size();
+        for (SelectionKey key : longest) {
+            key.cancel();
+            ((Idle) key.attachment()).connection().closeIdleNow();
+        }
+        long now = System.nanoTime();
+        if (reclaimedUnsaid > 0 && (reclaimSaidAt == 0 || now - reclaimSaidAt > 60_000_000_000L)) {
+            log.warn("max_connections reached: closed " + reclaimedUnsaid + " keep-alive connection"
+                    + (reclaimedUnsaid == 1 ? "" : "s") + " idle longest, to make room for new ones");
+            reclaimedUnsaid = 0;
+            reclaimSaidAt = now;
+        }
     }
 
     /** How many connections wait here now (for tests and the status page). */

@@ -238,7 +238,7 @@ public final class Proxy implements AutoCloseable {
                 }
                 continue;
             }
-            if (!connections.tryAdmit()) {
+            if (!connections.tryAdmit() && !makeRoom()) {
                 refusals.refuse(channel, ssl);
                 continue;
             }
@@ -253,6 +253,24 @@ public final class Proxy implements AutoCloseable {
             }
         }
     }
+
+    /**
+     * max_connections are all taken: the connections idle longest make room, as in nginx when
+     * worker_connections run out, so idle keep-alive connections can't lock new clients out;
+     * only busy ones can. Waits a moment for the room (the selector's thread closes them).
+     */
+    private boolean makeRoom() {
+        if (!idle.reclaim(RECLAIMED_AT_ONCE)) return false;
+        try {
+            return connections.awaitAdmit(Duration.ofMillis(100));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
+    }
+
+    /** How many idle connections one reclaim closes: room for the next ones too (nginx: 32). */
+    private static final int RECLAIMED_AT_ONCE = 32;
 
     /** A new client connection, on its own virtual thread: holds its slot until it closes. */
     private void serve(SocketChannel channel, boolean ssl) {

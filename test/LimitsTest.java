@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 import java.net.SocketException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -61,7 +62,12 @@ class LimitsTest {
     @Test
     void maxConnectionsHoldsWithTenTimesMoreClientsTrying() throws Exception {
         int max = 10;
-        try (var backend = new TestSupport.Backend()) {
+        CountDownLatch go = new CountDownLatch(1);
+        TestSupport.Handler held = (r, out, sock) -> {
+            if (r.requestLine().startsWith("GET /held ")) assertTrue(go.await(20, TimeUnit.SECONDS));
+            return TestSupport.HELLO.handle(r, out, sock);
+        };
+        try (var backend = new TestSupport.Backend(held)) {
             Config config = TestSupport.config(backend.port(), "max_connections", Integer.toString(max));
             try (var proxy = Proxy.start(config)) {
                 int port = TestSupport.port(proxy);
@@ -70,8 +76,8 @@ class LimitsTest {
                     for (int i = 0; i < max; i++) {
                         var c = new TestSupport.Client(port);
                         admitted.add(c);
-                        c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-                        assertEquals(200, c.read().status()); // served, and now held open idle
+                        c.send("GET /held HTTP/1.1\r\nHost: a\r\n\r\n");
+                        backend.next(); // busy: its request waits at the upstream (idle ones would make room)
                     }
                     long start = System.nanoTime();
                     for (int i = 0; i < 10 * max; i++) {
@@ -93,6 +99,8 @@ class LimitsTest {
                     }
                     long took = (System.nanoTime() - start) / 1_000_000;
                     assertTrue(took < 5000, "100 refusals took " + took + " ms");
+                    go.countDown();
+                    for (var c : admitted) assertEquals(200, c.read().status());
                     for (var c : admitted) {
                         c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
                         assertEquals(200, c.read().status(), "admitted clients keep working");
@@ -112,7 +120,41 @@ class LimitsTest {
                 } finally {
                     for (var c : admitted) c.close();
                 }
-                assertEquals(2 * max, backend.received.size(), "only admitted clients reached the upstream");
+                assertEquals(max, backend.received.size(), "only admitted clients reached the upstream (their second"
+                        + " requests: the first were taken above)");
+            }
+        }
+    }
+
+    @Test
+    void atMaxConnectionsTheConnectionsIdleLongestMakeRoomForNewOnes() throws Exception {
+        // nginx's "worker_connections are not enough, reusing connections": a crowd of idle
+        // keep-alive connections must not lock new clients out for keepalive_timeout.
+        int max = 4;
+        try (var backend = new TestSupport.Backend()) {
+            Config config = TestSupport.config(backend.port(), "max_connections", Integer.toString(max));
+            try (var proxy = Proxy.start(config)) {
+                int port = TestSupport.port(proxy);
+                List<TestSupport.Client> idle = new ArrayList<>();
+                try {
+                    for (int i = 0; i < max; i++) {
+                        var c = new TestSupport.Client(port);
+                        idle.add(c);
+                        assertEquals(200, c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n").read().status());
+                        long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
+                        while (proxy.idle().size() < i + 1 && System.nanoTime() - deadline < 0) Thread.sleep(5);
+                    }
+                    assertEquals(max, proxy.idle().size(), "all of them idle now");
+                    var resp = TestSupport.exchange(port, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+                    assertEquals(200, resp.status(), "the new client is served, not refused");
+                    assertTrue(idle.get(0).closedByPeerOrReset(), "the connection idle longest made room");
+                    String log = TestSupport.awaitText(java.nio.file.Path.of(config.errorLog()),
+                            "max_connections reached: closed ");
+                    assertTrue(log.contains("[warn] max_connections reached: closed "), log);
+                    assertTrue(!log.contains("refused"), "none refused: " + log);
+                } finally {
+                    for (var c : idle) c.close();
+                }
             }
         }
     }
