@@ -206,7 +206,6 @@ final class ClientConnection {
         InetAddress peer = client.remote.getAddress(); // whose request it is, before anything answers it
         RealIp realIp = config.setRealIpFrom();
         ex.remoteAddr = realIp.trusts(peer) ? realIp.client(peer, req.headers().all(config.realIpHeader())) : peer;
-        if (!config.routes().isEmpty()) req = ex.request = withTarget(req, Routes.canonicalTarget(req.target())); // as routes compare it
         switch (route(req)) {
             case Routes.Route r when r.answer() == null -> req = ex.request = routed(req, r);
             case Routes.Route r -> {
@@ -227,19 +226,20 @@ final class ClientConnection {
     }
 
     /**
-     * Which route the request takes (Routes.match, on the canonical target): without route.*
-     * keys, the default group. While routes are in use, a path the app could read as another
-     * route's is refused: one with a dot-segment ("/public/../admin/"), or one whose encoded
-     * "/" would choose another route once decoded ("/admin%2Fx" where "/admin/" is routed).
+     * Which route the request takes (Routes.match): without route.* keys, the default group.
+     * While routes are in use, a path the app could read as another route's is refused,
+     * since routes compare paths as they came (and send them on so): one with a dot-segment
+     * ("/public/../admin/"), or one that chooses another route once read as the app reads it
+     * ("/%61dmin/", "//admin/" or "/admin%2Fx" where "/admin/" is routed: Routes.asRead).
      */
     private Routes.Decision route(HttpParser.Request req) throws HttpError {
         Routes routes = config.routes();
         if (routes.isEmpty()) return routes.fallback();
-        String asRead = Routes.slashesDecoded(req.target());
+        String asRead = Routes.asRead(req.target());
         if (Routes.hasDotSegment(asRead)) throw HttpError.bad(400, "dot-segment in the path of a routed request");
         Routes.Decision decision = routes.match(req.host(), req.target());
         if (!asRead.equals(req.target()) && !decision.equals(routes.match(req.host(), asRead))) {
-            throw HttpError.bad(400, "encoded '/' in the path of a routed request, read as another route's");
+            throw HttpError.bad(400, "the path of a routed request reads as another route's once decoded");
         }
         return decision;
     }

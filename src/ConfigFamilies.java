@@ -119,6 +119,14 @@ final class ConfigFamilies {
                     + "'api.example.com/ -> api', '/admin/ -> admin' or '*.example.com/ -> web' (value: '" + spec + "')");
             return null;
         }
+        // Compared as it is written, with requests as they come, each also read as the app
+        // reads it (Routes.asRead): a prefix must be in that form already, or none would match.
+        if (!HttpParser.isTargetText(prefix) || !Routes.asRead(prefix).equals(prefix)) {
+            problems.add(source + ": key '" + key + "': write the path prefix as an app reads it, with no '%'-escape of"
+                    + " an ASCII character and no '//'" + (HttpParser.isTargetText(prefix) ? " ('" + Routes.asRead(prefix)
+                    + "')" : "") + " (value: '" + spec + "')");
+            return null;
+        }
         String group = m.group(3);
         Map<String, String> sub = new LinkedHashMap<>(Config.DEFAULTS);
         sub.keySet().removeIf(k -> k.startsWith("header.")); // in.headers() below: the route's own only

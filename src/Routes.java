@@ -172,46 +172,33 @@ final class Routes {
     }
 
     /**
-     * The target as routes compare it, and as it then goes upstream: in its path, escapes of
-     * unreserved characters decoded (RFC 3986 6.2.2.2: the same URI) and runs of "/" made
-     * one (nginx's merge_slashes), so "/%69nternal/" and "//internal/" are "/internal/", as
-     * the app will read them. Other escapes ("%2F" among them) stay as they came.
+     * The target as an app reads it, to check that it chooses the route the target as it
+     * came does (ClientConnection.route): in its path, every escape of an ASCII character
+     * decoded (WSGI's PATH_INFO is decoded, "%2F" and "%69" alike) and runs of "/" made one
+     * (as nginx's merge_slashes); escapes of other bytes kept, in capitals. A route's prefix
+     * must be written in this form (ConfigFamilies). The query is left as it came.
      */
-    static String canonicalTarget(String target) {
+    static String asRead(String target) {
         if (target.indexOf('%') < 0 && !target.contains("//")) return target;
         int end = target.indexOf('?');
         if (end < 0) end = target.length();
-        StringBuilder out = new StringBuilder(target.length());
+        StringBuilder out = new StringBuilder(end);
         for (int i = 0; i < end; i++) {
             char c = target.charAt(i);
             if (c == '%') {
-                char decoded = (char) Integer.parseInt(target, i + 1, i + 3, 16); // HttpParser checked the escape
-                boolean unreserved = decoded >= 'a' && decoded <= 'z' || decoded >= 'A' && decoded <= 'Z'
-                        || decoded >= '0' && decoded <= '9' || "-._~".indexOf(decoded) >= 0;
-                if (!unreserved) {
-                    out.append(target, i, i + 3);
-                    i += 2;
+                int b = Integer.parseInt(target, i + 1, i + 3, 16); // HttpParser checked the escape
+                i += 2;
+                if (b >= 0x80) { // a byte of a UTF-8 character, say: kept escaped
+                    out.append('%').append(Character.toUpperCase(Character.forDigit(b >> 4, 16)))
+                            .append(Character.toUpperCase(Character.forDigit(b & 15, 16)));
                     continue;
                 }
-                c = decoded;
-                i += 2;
+                c = (char) b;
             }
             if (c == '/' && !out.isEmpty() && out.charAt(out.length() - 1) == '/') continue;
             out.append(c);
         }
         return out.append(target, end, target.length()).toString();
-    }
-
-    /**
-     * The canonical target with each encoded "/" in its path decoded: the path an app reads
-     * (WSGI's PATH_INFO, say, is decoded), where a prefix may begin or end that the target
-     * as it came doesn't show.
-     */
-    static String slashesDecoded(String target) {
-        int end = target.indexOf('?');
-        if (end < 0) end = target.length();
-        String path = target.substring(0, end).replace("%2F", "/").replace("%2f", "/");
-        return canonicalTarget(path + target.substring(end));
     }
 
     /** Whether a path has a "." or ".." segment, plain or percent-encoded (RFC 3986 5.2.4). */

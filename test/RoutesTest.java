@@ -323,43 +323,62 @@ class RoutesTest {
 
     @ParameterizedTest(name = "{0} -> {1}")
     @CsvSource(delimiter = '|', value = {
-            "/%69nternal/x | /internal/x",          // an escaped unreserved character: the same URI
-            "/%7e%2D%5f.%2E | /~-_..",
+            "/%69nternal/x | /internal/x",          // what an app reads: each ASCII escape decoded
+            "/%7e%2D%5f.%2E%40%3b | /~-_..@;",
+            "/a%2Fb%2f | /a/b/",                    // '/' too (WSGI's PATH_INFO)
             "//internal//x/ | /internal/x/",        // runs of '/' made one, as nginx's merge_slashes
-            "/a%2Fb%2f%3B%25 | /a%2Fb%2f%3B%25",    // reserved ones and '%' itself stay
+            "/caf%c3%a9%25 | /caf%C3%A9%",          // other bytes stay escaped, in capitals
             "/a?x=%69//y | /a?x=%69//y",            // the query is left alone
             "/ | /",
     })
-    void routesCompareTheTargetAsTheAppWillReadIt(String target, String canonical) {
-        assertEquals(canonical, Routes.canonicalTarget(target));
+    void routesCheckThePathAsAnAppReadsIt(String target, String asRead) {
+        assertEquals(asRead, Routes.asRead(target));
     }
 
     @Test
-    void anEscapedOrDoubledPathCantGetPastTheRouteThatGuardsIt() throws Exception {
-        // route.internal answers 403 for /internal/; the app behind the default group would
-        // read each of these as /internal/... (Flask decodes escapes, %2F too, and merges "//").
+    void aPathThatReadsAsAnotherRoutesIsRefusedAndTheRestGoesOnAsItCame() throws Exception {
+        // route.internal answers 403 for /internal/ (and /@internal/); the app behind the
+        // default group would read each of the 400s as /internal/... (Flask decodes escapes,
+        // %2F too, and merges "//"). Routes compare paths as they come and send them on so.
         try (var web = app("web"); var admin = app("admin");
              Proxy proxy = TestSupport.proxy(web.port(),
                      "upstream.admin", "127.0.0.1:" + admin.port(),
                      "route.internal", "/internal/",
                      "route.internal.return", "403 no",
+                     "route.at", "/@internal/",
+                     "route.at.return", "403 no",
                      "route.admin", "/admin/ -> admin",
                      "route.admin.strip_prefix", "on")) {
             int port = TestSupport.port(proxy);
-            for (String target : new String[] {"/internal/secret", "/%69nternal/secret", "//internal/secret"}) {
-                assertEquals(403, TestSupport.exchange(port, get(port, "a", target)).status(), target);
-            }
-            for (String target : new String[] {"/internal%2Fsecret", "/%2Finternal/secret", "/a/..%2Finternal/",
-                    "/%2e/internal/secret", "/admin%2fx"}) {
+            assertEquals(403, TestSupport.exchange(port, get(port, "a", "/internal/secret")).status());
+            for (String target : new String[] {"/%69nternal/secret", "//internal/secret", "/internal%2Fsecret",
+                    "/%2Finternal/secret", "/%40internal/x", "/a/..%2Finternal/", "/%2e/internal/secret", "/admin%2fx",
+                    "/%61dmin/x"}) {
                 assertEquals(400, TestSupport.exchange(port, get(port, "a", target)).status(), target);
             }
-            // An encoded '/' that chooses no other route goes on as it came; the rest canonical.
-            assertEquals("web", TestSupport.exchange(port, get(port, "a", "/files/a%2Fb")).bodyText());
-            assertEquals("GET /files/a%2Fb HTTP/1.1", web.next().requestLine());
-            assertEquals("admin", TestSupport.exchange(port, get(port, "a", "/%61dmin//x%2Fy")).bodyText());
-            assertEquals("GET /x%2Fy HTTP/1.1", admin.next().requestLine(), "canonical, then strip_prefix");
+            // Where the reading changes no route, the target goes on as it came: '//', escapes and all.
+            for (String target : new String[] {"/fetch/https://example.com/a.png", "/files/a%2Fb", "/%7Euser/x"}) {
+                assertEquals("web", TestSupport.exchange(port, get(port, "a", target)).bodyText(), target);
+                assertEquals("GET " + target + " HTTP/1.1", web.next().requestLine());
+            }
+            assertEquals("admin", TestSupport.exchange(port, get(port, "a", "/admin/x%2Fy")).bodyText());
+            assertEquals("GET /x%2Fy HTTP/1.1", admin.next().requestLine(), "strip_prefix, the rest as it came");
             assertTrue(web.received.isEmpty() && admin.received.isEmpty(), "nothing else reached an app");
         }
+    }
+
+    @Test
+    void aPrefixMustBeWrittenAsAnAppReadsIt() {
+        List<String> p = problems("route.e", "/%7Euser/ -> api");
+        assertEquals(1, p.size(), p.toString());
+        assertTrue(p.get(0).contains("key 'route.e': write the path prefix as an app reads it") && p.get(0).contains("('/~user/')"),
+                p.get(0));
+        p = problems("route.e", "/x//y/ -> api");
+        assertTrue(p.get(0).contains("('/x/y/')"), p.toString());
+        p = problems("route.e", "/x%zz/ -> api");
+        assertTrue(p.get(0).contains("key 'route.e'"), p.toString());
+        assertTrue(problems("route.e", "/caf%C3%A9/ -> api", "route.x", "/x/ -> nope").stream()
+                .noneMatch(l -> l.contains("route.e")), "escapes of other bytes, in capitals, are the form");
     }
 
     @Test
