@@ -67,8 +67,9 @@ final class Upload {
             } catch (Error e) {
                 // Out of memory, say: the thread waiting for the response must not wait for a
                 // body that will never go (WHILE_SENDING); it reports this as its own failure.
+                // Stopped, the response is still coming on the connection: it is left to end.
                 u.failure = e;
-                up.close();
+                if (!u.abandoned) up.close();
             }
         });
         self[0].thread.start();
