@@ -81,7 +81,11 @@ final class IdleConnections implements AutoCloseable {
      * new clients out for keepalive_timeout. Returns false if none waits here.
      */
     boolean reclaim(int n) {
-        if (size() == 0) return false;
+        try {
+            if (closing || size() == 0) return false;
+        } catch (ClosedSelectorException e) {
+            return false; // stopping, or the selector failed: none waits here any more
+        }
         toReclaim.accumulateAndGet(n, Math::max);
         selector.wakeup();
         return true;
@@ -179,7 +183,8 @@ final class IdleConnections implements AutoCloseable {
         long now = System.nanoTime();
         if (reclaimedUnsaid > 0 && (reclaimSaidAt == 0 || now - reclaimSaidAt > 60_000_000_000L)) {
             log.warn("max_connections reached: closed " + reclaimedUnsaid + " keep-alive connection"
-                    + (reclaimedUnsaid == 1 ? "" : "s") + " idle longest, to make room for new ones");
+                    + (reclaimedUnsaid == 1 ? "" : "s") + " idle longest, to make room for new ones"
+                    + (reclaimSaidAt == 0 ? "" : " (since the last line like this)"));
             reclaimedUnsaid = 0;
             reclaimSaidAt = now;
         }

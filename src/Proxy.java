@@ -260,11 +260,13 @@ public final class Proxy implements AutoCloseable {
      * only busy ones can. Waits a moment for the room (the selector's thread closes them).
      */
     private boolean makeRoom() {
-        if (!idle.reclaim(RECLAIMED_AT_ONCE)) return false;
         try {
-            return connections.awaitAdmit(Duration.ofMillis(100));
+            return idle.reclaim(RECLAIMED_AT_ONCE) && connections.awaitAdmit(Duration.ofMillis(100));
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+            return false;
+        } catch (RuntimeException e) { // whatever it was, the acceptor goes on: this one is refused
+            log.unexpected("making room under max_connections", e);
             return false;
         }
     }
@@ -324,6 +326,10 @@ public final class Proxy implements AutoCloseable {
 
     IdleConnections idle() {
         return idle;
+    }
+
+    Connections connections() { // for tests
+        return connections;
     }
 
     /** The addresses actually bound (with the real port when the configuration said 0). */

@@ -159,6 +159,31 @@ class LimitsTest {
         }
     }
 
+    @Test
+    void withNoIdleSelectorTheAcceptorStillRefusesAndGoesOn() throws Exception {
+        CountDownLatch go = new CountDownLatch(1);
+        TestSupport.Handler held = (r, out, sock) -> {
+            if (r.requestLine().startsWith("GET /held ")) assertTrue(go.await(20, TimeUnit.SECONDS));
+            return TestSupport.HELLO.handle(r, out, sock);
+        };
+        try (var backend = new TestSupport.Backend(held);
+             var proxy = Proxy.start(TestSupport.config(backend.port(), "max_connections", "1"))) {
+            int port = TestSupport.port(proxy);
+            try (var busy = new TestSupport.Client(port)) {
+                busy.send("GET /held HTTP/1.1\r\nHost: a\r\n\r\n");
+                backend.next();
+                proxy.idle().close(); // its selector closed, as if its thread had ended: no room to make there
+                assertEquals(503, TestSupport.exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n").status());
+                go.countDown();
+                assertEquals(200, busy.read().status());
+            }
+            long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
+            while (proxy.connections().count() > 0 && System.nanoTime() - deadline < 0) Thread.sleep(5);
+            assertEquals(200, TestSupport.exchange(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n").status(),
+                    "the acceptor goes on");
+        }
+    }
+
     /** The counts of the error log's "max_connections (N) reached: K connections refused" lines, in order. */
     private static List<Long> refusalCounts(Config config) throws Exception {
         Pattern line = Pattern.compile("\\[warn\\] max_connections \\(\\d+\\) reached: (\\d+) connections? refused$");
