@@ -106,6 +106,9 @@ final class ProxyPass {
             try {
                 return upstreams.connect(peer, next.pooled(), next.replayable());
             } catch (IOException e) {
+                if (Thread.currentThread().isInterrupted()) { // ClientConnection.abort: no fault of the server's
+                    throw HttpError.abort("closed at the end of shutdown_timeout");
+                }
                 boolean timeout = e instanceof Wire.Timeout;
                 ex.tried(peer, timeout ? 504 : 502, since);
                 last = new HttpError(timeout ? 504 : 502, timeout ? "connect to upstream " + peer.server.hostPort()

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.net.ConnectException;
+import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -172,6 +173,43 @@ class ShutdownTest {
             stuck.close();
             tunnel.close();
         }
+    }
+
+    @Test
+    void aConnectCutAtTheEndOfShutdownTimeoutIsNoFaultOfTheServers() throws Exception {
+        // In the same JVM: the request waits to connect to a server whose accept queue is full
+        // (connect_timeout 20s) when the stop's shutdown_timeout (300ms) runs out.
+        Path errors = Files.createTempFile(TestSupport.TEMP, "error", ".log");
+        try (ServerSocket full = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            List<java.net.Socket> fillers = TestSupport.fillAcceptQueue(full);
+            try {
+                Proxy proxy = TestSupport.proxy(full.getLocalPort(), "connect_timeout", "20s", "shutdown_timeout", "300ms",
+                        "error_log", errors.toString() + " info");
+                try (var c = new TestSupport.Client(TestSupport.port(proxy))) {
+                    c.send(GET);
+                    assertTrue(eventuallyOneInFlight(proxy), "the request is in flight");
+                    long start = System.nanoTime();
+                    proxy.stop("test");
+                    long ms = (System.nanoTime() - start) / 1_000_000;
+                    assertTrue(ms < 2_000, "the stop ends at shutdown_timeout, in " + ms + " ms");
+                    assertTrue(c.closedByPeerOrReset());
+                } finally {
+                    proxy.close();
+                }
+                String log = TestSupport.awaitText(errors, "stopped after");
+                assertTrue(log.contains("closed at the end of shutdown_timeout"), log);
+                assertTrue(!log.contains("marked down") && !log.contains("trying the next server") && !log.contains("502"),
+                        "no fault of the server's: " + log);
+            } finally {
+                for (var f : fillers) f.close();
+            }
+        }
+    }
+
+    private static boolean eventuallyOneInFlight(Proxy proxy) throws InterruptedException {
+        long deadline = System.nanoTime() + TestSupport.WAIT.toNanos();
+        while (proxy.connections().count() < 1 && System.nanoTime() - deadline < 0) Thread.sleep(5);
+        return proxy.connections().count() == 1;
     }
 
     @Test
