@@ -175,7 +175,8 @@ final class Routes {
      * The target as an app reads it, to check that it chooses the route the target as it
      * came does (ClientConnection.route): in its path, every escape of an ASCII character
      * decoded (WSGI's PATH_INFO is decoded, "%2F" and "%69" alike) and runs of "/" made one
-     * (as nginx's merge_slashes); escapes of other bytes kept, in capitals. A route's prefix
+     * (as nginx's merge_slashes); escapes of other bytes, and of '?' and '#' (the path would
+     * end there), kept, in capitals. A route's prefix
      * must be written in this form (ConfigFamilies). The query is left as it came.
      */
     static String asRead(String target) {
@@ -188,7 +189,7 @@ final class Routes {
             if (c == '%') {
                 int b = Integer.parseInt(target, i + 1, i + 3, 16); // HttpParser checked the escape
                 i += 2;
-                if (b >= 0x80) { // a byte of a UTF-8 character, say: kept escaped
+                if (b >= 0x80 || b == '?' || b == '#') { // a byte of UTF-8, say, or one that would end the path: kept escaped
                     out.append('%').append(Character.toUpperCase(Character.forDigit(b >> 4, 16)))
                             .append(Character.toUpperCase(Character.forDigit(b & 15, 16)));
                     continue;

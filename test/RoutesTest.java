@@ -328,6 +328,7 @@ class RoutesTest {
             "/a%2Fb%2f | /a/b/",                    // '/' too (WSGI's PATH_INFO)
             "//internal//x/ | /internal/x/",        // runs of '/' made one, as nginx's merge_slashes
             "/caf%c3%a9%25 | /caf%C3%A9%",          // other bytes stay escaped, in capitals
+            "/a%3fb%23/../ | /a%3Fb%23/../",        // and '?' and '#': the path goes on
             "/a?x=%69//y | /a?x=%69//y",            // the query is left alone
             "/ | /",
     })
@@ -353,7 +354,7 @@ class RoutesTest {
             assertEquals(403, TestSupport.exchange(port, get(port, "a", "/internal/secret")).status());
             for (String target : new String[] {"/%69nternal/secret", "//internal/secret", "/internal%2Fsecret",
                     "/%2Finternal/secret", "/%40internal/x", "/a/..%2Finternal/", "/%2e/internal/secret", "/admin%2fx",
-                    "/%61dmin/x"}) {
+                    "/%61dmin/x", "/x%3F/../internal/"}) {
                 assertEquals(400, TestSupport.exchange(port, get(port, "a", target)).status(), target);
             }
             // Where the reading changes no route, the target goes on as it came: '//', escapes and all.
