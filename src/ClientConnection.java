@@ -249,10 +249,7 @@ final class ClientConnection {
         ex.route = r;
         ex.settings = r.settings();
         ex.upstreams = groups.get(r.group());
-        return withTarget(req, r.target(req.target()));
-    }
-
-    private static HttpParser.Request withTarget(HttpParser.Request req, String target) {
+        String target = r.target(req.target());
         return target.equals(req.target()) ? req
                 : new HttpParser.Request(req.method(), target, req.http11(), req.headers(), req.host());
     }

@@ -8,6 +8,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -259,6 +260,11 @@ record Config(
         return from(given, source, List.of());
     }
 
+    /** The key among {@code keys} that is {@code key} spelt in other letter cases (a header's), or null. */
+    static String otherSpelling(String key, Collection<String> keys) {
+        return keys.stream().filter(k -> k.equalsIgnoreCase(key) && !k.equals(key)).findFirst().orElse(null);
+    }
+
     /** As above, with the problems already found in reading the file (a key given twice). */
     static Config from(Map<String, String> given, String source, List<String> earlier) throws Invalid {
         List<String> problems = new ArrayList<>(earlier);
@@ -275,7 +281,7 @@ record Config(
             } else if (key.startsWith("header.")) {
                 // Header names are case-insensitive: header.x-forwarded-for replaces the
                 // default header.X-Forwarded-For, and two spellings of one name are a mistake.
-                String same = v.keySet().stream().filter(k -> k.equalsIgnoreCase(key) && !k.equals(key)).findFirst().orElse(null);
+                String same = otherSpelling(key, v.keySet());
                 if (same != null && given.containsKey(same)) {
                     problems.add(source + ": keys '" + same + "' and '" + key + "' name the same header");
                 } else if (same != null) {

@@ -121,10 +121,11 @@ final class ConfigFamilies {
         }
         // Compared as it is written, with requests as they come, each also read as the app
         // reads it (Routes.asRead): a prefix must be in that form already, or none would match.
-        if (!HttpParser.isTargetText(prefix) || !Routes.asRead(prefix).equals(prefix)) {
+        String asRead = HttpParser.isTargetText(prefix) ? Routes.asRead(prefix) : null; // null: an escape is bad
+        if (!prefix.equals(asRead)) {
             problems.add(source + ": key '" + key + "': write the path prefix as an app reads it, with no '%'-escape of"
-                    + " an ASCII character and no '//'" + (HttpParser.isTargetText(prefix) ? " ('" + Routes.asRead(prefix)
-                    + "')" : "") + " (value: '" + spec + "')");
+                    + " an ASCII character and no '//'" + (asRead != null ? " ('" + asRead + "')" : "")
+                    + " (value: '" + spec + "')");
             return null;
         }
         String group = m.group(3);
@@ -134,14 +135,14 @@ final class ConfigFamilies {
             if (!k.isEmpty()) sub.put(k, v);
         });
         List<String> own = new ArrayList<>();
-        List<String> headerKeys = values.keySet().stream().filter(k -> k.startsWith("header.")).toList();
-        for (int i = 0; i < headerKeys.size(); i++) {
-            for (int j = i + 1; j < headerKeys.size(); j++) {
-                if (headerKeys.get(i).equalsIgnoreCase(headerKeys.get(j))) {
-                    own.add(source + ": keys '" + key + "." + headerKeys.get(i) + "' and '" + key + "."
-                            + headerKeys.get(j) + "' name the same header");
-                }
+        List<String> headerKeys = new ArrayList<>(); // as the global ones: two spellings of one name are a mistake
+        for (String k : values.keySet()) {
+            if (!k.startsWith("header.")) continue;
+            String same = Config.otherSpelling(k, headerKeys);
+            if (same != null) {
+                own.add(source + ": keys '" + key + "." + same + "' and '" + key + "." + k + "' name the same header");
             }
+            headerKeys.add(k);
         }
         ConfigParser in = new ConfigParser(source, sub, own, k -> key + "." + k);
         Routes.Return answer = values.containsKey("return") ? in.read("return", ConfigParser::returnOf) : null;

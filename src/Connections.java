@@ -32,7 +32,8 @@ final class Connections {
      * max_connections = auto: as many connections as a heap of {@code maxHeap} bytes holds
      * at their largest, from 64 to 10,000: about 2,000 in a 128 MB container (2,006 with
      * the image's options, whose heap is 62 MiB without a survivor space). Idle keep-alive
-     * connections count too, until a new one needs their room. HAProxy, too, derives its maxconn from the memory it may use.
+     * connections count too, until a new one needs their room. HAProxy, too, derives its
+     * maxconn from the memory it may use.
      */
     static int defaultMax(long maxHeap) {
         return Math.clamp(maxHeap / LARGEST, 64, 10_000);

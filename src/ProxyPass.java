@@ -73,9 +73,7 @@ final class ProxyPass {
             } catch (IOException e) {
                 // Nothing of the response has reached the client: the request may go on.
                 up.close();
-                if (Thread.currentThread().isInterrupted()) { // ClientConnection.abort: no fault of the server's
-                    throw HttpError.abort("closed at the end of shutdown_timeout");
-                }
+                stopIfAborted();
                 boolean timeout = e instanceof Wire.Timeout;
                 upstreamStatus = timeout ? 504 : 502;
                 if (ex.upload != null) throw uploadFailed(up, e); // a body that went out is not sent again
@@ -97,6 +95,14 @@ final class ProxyPass {
         }
     }
 
+    /**
+     * After a failed read, write or connect: if ClientConnection.abort interrupted this thread
+     * (shutdown_timeout ran out), the failure is the stop's, not the server's.
+     */
+    private static void stopIfAborted() throws HttpError {
+        if (Thread.currentThread().isInterrupted()) throw HttpError.abort("closed at the end of shutdown_timeout");
+    }
+
     /** Connects to the next server; one that can't be reached counts against it, and the next is tried. */
     private Upstreams.Connection connect(NextUpstream next) throws HttpError {
         HttpError last = null;
@@ -106,9 +112,7 @@ final class ProxyPass {
             try {
                 return upstreams.connect(peer, next.pooled(), next.replayable());
             } catch (IOException e) {
-                if (Thread.currentThread().isInterrupted()) { // ClientConnection.abort: no fault of the server's
-                    throw HttpError.abort("closed at the end of shutdown_timeout");
-                }
+                stopIfAborted();
                 boolean timeout = e instanceof Wire.Timeout;
                 ex.tried(peer, timeout ? 504 : 502, since);
                 last = new HttpError(timeout ? 504 : 502, timeout ? "connect to upstream " + peer.server.hostPort()
