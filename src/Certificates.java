@@ -142,15 +142,15 @@ final class Certificates extends X509ExtendedKeyManager implements AutoCloseable
         }
         List<X509Certificate> chain;
         PrivateKey privateKey;
-        try {
+        try { // a RuntimeException, too, is a file this parser could not make sense of: one line, its name
             chain = Pem.certificates(certBytes);
-        } catch (Pem.Bad e) {
-            throw new Pem.Bad("ssl_certificate " + certificate + ": " + e.getMessage());
+        } catch (Pem.Bad | RuntimeException e) {
+            throw new Pem.Bad("ssl_certificate " + certificate + ": " + (e instanceof Pem.Bad ? e.getMessage() : e));
         }
         try {
             privateKey = Pem.privateKey(keyBytes);
-        } catch (Pem.Bad e) {
-            throw new Pem.Bad("ssl_certificate_key " + key + ": " + e.getMessage());
+        } catch (Pem.Bad | RuntimeException e) {
+            throw new Pem.Bad("ssl_certificate_key " + key + ": " + (e instanceof Pem.Bad ? e.getMessage() : e));
         }
         X509Certificate leaf = chain.get(0);
         if (!belongTogether(privateKey, leaf.getPublicKey())) {
@@ -245,11 +245,11 @@ final class Certificates extends X509ExtendedKeyManager implements AutoCloseable
                     changed = true;
                 } catch (Pem.Bad | RuntimeException e) {
                     // Half-written (certbot writes one file, then the other) or broken: keep the old
-                    // pair, and look again next time. Said once per change of the files.
-                    String stamp = seen; // not a newer one: a file written meanwhile is read next time
+                    // pair, and look again next time. Said once per change of the files (the stamp
+                    // seen before they were read). Whatever failed, this thread must go on.
                     error.accept((e instanceof Pem.Bad ? e.getMessage() : "ssl_certificate " + old.certificate
                             + ": cannot load: " + e) + "; still serving the certificate loaded before");
-                    now.set(i, new Pair(old.alias, old.certificate, old.key, old.chain, old.privateKey, old.names, stamp));
+                    now.set(i, new Pair(old.alias, old.certificate, old.key, old.chain, old.privateKey, old.names, seen));
                     byAlias.put(old.alias, now.get(i));
                     changed = true;
                 }

@@ -114,9 +114,9 @@ final class Pem {
             int tag = tag(sec1, p);
             int len = length(sec1, p);
             if (tag == 0xa0) { // [0] EXPLICIT ECParameters: the OID of a named curve
+                if (len == 0) throw new Bad("not a SEC1 EC key (empty curve parameters)");
                 byte[] curve = new byte[len];
                 System.arraycopy(sec1, p[0], curve, 0, len);
-                if (len == 0) throw new Bad("not a SEC1 EC key (empty curve parameters)");
                 if (curve[0] != 0x06) throw new Bad("an EC key with explicit curve parameters (use a named curve)");
                 return curve;
             }

@@ -88,8 +88,6 @@ record TlsConfig(Set<Integer> listeners, List<Certificates.Pair> pairs, String[]
                 pairs.add(Certificates.load(Path.of(certs.get(i)), Path.of(keys.get(i)), warnings));
             } catch (Pem.Bad e) {
                 problems.add(source + ": key " + e.getMessage());
-            } catch (RuntimeException e) {
-                problems.add(source + ": key ssl_certificate_key " + keys.get(i) + ": cannot load: " + e);
             }
         }
         return new TlsConfig(Set.copyOf(listeners), List.copyOf(pairs), protocols(v, source, problems, warnings),
