@@ -36,11 +36,13 @@ final class IdleConnections implements AutoCloseable {
     private volatile boolean closing;
     private long nextScan = Long.MAX_VALUE; // nanoTime of the earliest deadline, at most one tick early
     private final AtomicInteger toReclaim = new AtomicInteger(); // to close for room under max_connections
-    private long reclaimedUnsaid, reclaimSaidAt; // the log's line about it: at most one a minute
+    private final LogTally reclaimed; // the log's line about it: at most one a minute
 
     IdleConnections(Duration keepaliveTimeout, Log log) throws IOException {
         this.timeout = keepaliveTimeout;
         this.log = log;
+        this.reclaimed = new LogTally(log, Duration.ofMinutes(1), n -> "max_connections reached: closed " + n
+                + " keep-alive connection" + (n == 1 ? "" : "s") + " idle longest, to make room for new ones");
         this.selector = Selector.open();
         this.thread = Thread.ofPlatform().daemon().name("idle connections").start(this::run);
     }
@@ -175,19 +177,11 @@ final class IdleConnections implements AutoCloseable {
             longest.add(key);
             if (longest.size() > n) longest.poll(); // the latest deadline of those kept
         }
-        reclaimedUnsaid += longest.size();
         for (SelectionKey key : longest) {
             key.cancel();
             ((Idle) key.attachment()).connection().closeIdleNow();
         }
-        long now = System.nanoTime();
-        if (reclaimedUnsaid > 0 && (reclaimSaidAt == 0 || now - reclaimSaidAt > 60_000_000_000L)) {
-            log.warn("max_connections reached: closed " + reclaimedUnsaid + " keep-alive connection"
-                    + (reclaimedUnsaid == 1 ? "" : "s") + " idle longest, to make room for new ones"
-                    + (reclaimSaidAt == 0 ? "" : " (since the last line like this)"));
-            reclaimedUnsaid = 0;
-            reclaimSaidAt = now;
-        }
+        if (!longest.isEmpty()) reclaimed.add(longest.size());
     }
 
     /** How many connections wait here now (for tests and the status page). */

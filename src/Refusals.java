@@ -30,17 +30,12 @@ final class Refusals {
     private static final byte[] BUSY = ("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
             + "Connection: close\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1);
 
-    private final int max;
-    private final Log log;
     private final Semaphore lingering = new Semaphore(MAX_LINGERING);
-    private long unreported;    // refusals not yet in the log (guarded by this)
-    private long nextReport;    // nanoTime before which a refusal is only counted (guarded by this)
-    private boolean reportDue;  // a report of the count is set for nextReport (guarded by this)
+    private final LogTally refused;
 
     Refusals(int maxConnections, Log log) {
-        this.max = maxConnections;
-        this.log = log;
-        this.nextReport = System.nanoTime();
+        this.refused = new LogTally(log, REPORTED_EVERY, n -> "max_connections (" + maxConnections + ") reached: " + n
+                + " connection" + (n == 1 ? "" : "s") + " refused");
     }
 
     /**
@@ -50,7 +45,7 @@ final class Refusals {
      * afford.
      */
     void refuse(SocketChannel channel, boolean ssl) {
-        counted();
+        refused.add(1);
         if (ssl) {
             Proxy.closeQuietly(channel);
             return;
@@ -88,39 +83,5 @@ final class Refusals {
         } finally {
             lingering.release();
         }
-    }
-
-    /** Counts a refusal, and says it now or has it said with the others once the interval is up. */
-    private synchronized void counted() {
-        unreported++;
-        if (reportDue) return;
-        long wait = nextReport - System.nanoTime();
-        if (wait <= 0) {
-            report();
-            return;
-        }
-        reportDue = true;
-        try {
-            Thread.ofVirtual().name("refusals report").start(() -> {
-                try {
-                    Thread.sleep(Duration.ofNanos(wait));
-                } catch (InterruptedException ignored) {
-                    // report at once
-                }
-                synchronized (this) {
-                    reportDue = false;
-                    report();
-                }
-            });
-        } catch (RuntimeException | Error e) {
-            reportDue = false; // no thread for it: the count goes into the next report
-        }
-    }
-
-    private void report() { // guarded by this
-        log.warn("max_connections (" + max + ") reached: " + unreported + " connection" + (unreported == 1 ? "" : "s")
-                + " refused");
-        unreported = 0;
-        nextReport = System.nanoTime() + REPORTED_EVERY.toNanos();
     }
 }
